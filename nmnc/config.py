@@ -1,0 +1,92 @@
+"""Run configuration: a frozen dataclass built once in ``main()`` and passed down.
+
+Precedence: defaults < command-line flags < ``--set key=value``. ``--set`` keys are looked up in the
+model's settings, then the rule's, then the training settings below; ``model.``, ``rule.`` or
+``train.`` prefixes pick one explicitly. Unknown keys are an error listing the known ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ._registry import apply_overrides
+from .errors import NmncError, UnknownNameError
+from .models import MODELS
+from .rules import RULES
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "cnn"
+    rule: str = "bp"
+    dataset: str = "cifar10"
+    data_root: str | None = None
+    download: bool = False
+    train_examples: int = 0  # 0 = the whole training split; else a seeded class-balanced subset
+    steps: int = 0  # 0 = use epochs
+    epochs: float = 1.0
+    batch_size: int = 128
+    lr: float = 0.05  # SGD learning rate at batch 128 (not rescaled with batch size)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"  # 'sgd' or 'adam'
+    schedule: str = "cosine"  # 'cosine' (to 0 over the run) or 'constant'
+    grad_clip: float = 0.0  # 0 = off; else clip the global grad norm
+    seed: int = 0
+    augment: bool = True  # random crop (pad 4) and horizontal flip
+    eval_every: int = 500  # steps between test-set evaluations (and at the end)
+    eval_examples: int = 0  # 0 = the whole test split
+    ckpt_every: int = 200  # steps between checkpoints (and at the end)
+    device: str = "auto"  # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+    num_workers: int = 4  # loader processes for image folders
+    out: str = "runs/default"
+    model_settings: dict = field(default_factory=dict)
+    rule_settings: dict = field(default_factory=dict)
+
+
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "rule", "dataset", "out", "model_settings", "rule_settings"}
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise NmncError(f"--set expects key=value, got '{pair}'; e.g. --set width=0.5")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_config(base: TrainConfig, sets: dict[str, str]) -> TrainConfig:
+    """Route ``--set`` pairs to model, rule or training settings and validate them."""
+    model_fields = {f.name for f in dataclasses.fields(MODELS.get(base.model).settings)}
+    rule_fields = {f.name for f in dataclasses.fields(RULES.get(base.rule).settings)}
+    model_s, rule_s, train_s = dict(base.model_settings), dict(base.rule_settings), {}
+    for key, value in sets.items():
+        scope, _, name = key.rpartition(".")
+        if scope == "model" or (not scope and name in model_fields):
+            model_s[name] = value
+        elif scope == "rule" or (not scope and name in rule_fields):
+            rule_s[name] = value
+        elif scope == "train" or (not scope and name in TRAIN_KEYS):
+            train_s[name] = value
+        else:
+            known = sorted(model_fields) + sorted(rule_fields) + sorted(TRAIN_KEYS)
+            raise UnknownNameError("--set key", key, known, f"keys of model '{base.model}', rule '{base.rule}' and training")
+    # validate now so a bad key or value fails before any work
+    model_s = dataclasses.asdict(MODELS.settings(base.model, model_s))
+    rule_s = dataclasses.asdict(RULES.settings(base.rule, rule_s))
+    cfg = apply_overrides(base, {k: v for k, v in train_s.items() if k in TRAIN_KEYS}, "training setting")
+    return dataclasses.replace(cfg, model_settings=model_s, rule_settings=rule_s)
+
+
+def check(cfg: TrainConfig) -> None:
+    if cfg.optimizer not in ("sgd", "adam"):
+        raise UnknownNameError("optimizer", cfg.optimizer, ["sgd", "adam"])
+    if cfg.schedule not in ("cosine", "constant"):
+        raise UnknownNameError("schedule", cfg.schedule, ["cosine", "constant"])
+    for key in ("batch_size", "ckpt_every", "eval_every"):
+        if getattr(cfg, key) < 1:
+            raise NmncError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.lr <= 0:
+        raise NmncError(f"lr must be positive, got {cfg.lr}")

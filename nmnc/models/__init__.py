@@ -1,0 +1,35 @@
+"""Model registry: ``build_model('cnn', width=0.5)``; ``MODELS.names()`` lists them.
+
+Every model is a :class:`StagedNet`: an ordered list of named stages whose outputs (all but the
+last, the read-out) are the hidden layers that learning rules perturb and benchmarks record.
+
+BatchNorm and perturbation rules: a BatchNorm layer in training mode couples the examples of a
+batch, so perturbing one copy would shift every other copy's statistics. Models therefore take
+``norm='none'`` (the default for ``cnn``) or ``norm='bn'`` (the default for ``resnet``). Noise
+rules run their perturbed passes with BatchNorm frozen (running statistics, eval mode) and take
+antithetic differences of two frozen passes, so the estimate is the Jacobian of the frozen
+network above the layer, while the clean pass that produces the error and the updates runs in
+training mode.
+"""
+from __future__ import annotations
+
+from .._registry import Registry
+
+MODELS = Registry("model")
+
+from ._base import StagedNet  # noqa: E402
+from . import alexnet, cnn, resnet  # noqa: E402,F401  (registration on import)
+
+
+def build_model(name: str, settings=None, **overrides) -> StagedNet:
+    """Build a registered model from its settings dataclass (or overrides of the defaults)."""
+    entry = MODELS.get(name)
+    if settings is None:
+        settings = MODELS.settings(name, overrides)
+    model = entry.factory(settings)
+    model.arch = name
+    model.settings = settings
+    return model
+
+
+__all__ = ["MODELS", "StagedNet", "build_model"]

@@ -1,0 +1,125 @@
+"""The perturbation engine: noise-correlation estimates of activity gradients.
+
+For a layer with clean activity ``h`` (B, *shape) and the network above it ``f`` (the stages above
+the layer, with BatchNorm frozen), draw perturbations ``xi`` (P, B, *shape) with covariance
+``var * Pi`` (Pi = I for VNC, U U^T for NMNC) and estimate ``g = J^T e``:
+
+    dy_p  = (f(h + xi_p) - f(h - xi_p)) / 2           # (P, B, n_o) antithetic output change
+    g_hat = (1/P) sum_p xi_p (dy_p . e) / var         # Jacobian form: (B, *shape)
+    g_hat = (1/P) sum_p xi_p dloss_p / var            # scalar-loss form
+
+All P perturbations of a batch run through ``f`` as one batched forward pass (split into chunks of
+at most ``max_batch`` rows only to bound memory), never as a Python loop over single forwards.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@contextmanager
+def frozen_norm(model: nn.Module):
+    """BatchNorm layers use running statistics (and do not update them) inside the block."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
+
+
+def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """e = dL/dlogits for the batch-mean cross-entropy: (softmax - onehot) / B."""
+    p = torch.softmax(logits.float(), dim=1)
+    return (p - F.one_hot(y, p.shape[1]).float()) / len(y)
+
+
+def _batched(f: Callable, inputs: torch.Tensor, max_batch: int) -> torch.Tensor:
+    if len(inputs) <= max_batch:
+        return f(inputs).float()
+    return torch.cat([f(c).float() for c in inputs.split(max_batch)])
+
+
+def _scores(plus, minus, e, y, antithetic: bool, form: str) -> torch.Tensor:
+    """(P, B) scalar per perturbation: dy_p . e (Jacobian form) or dloss_p (scalar-loss form)."""
+    half = 2 if antithetic else 1
+    if form == "jacobian":
+        dy = (plus - minus) / half  # (P, B, n_o) output change per perturbation
+        return (dy * e.unsqueeze(0)).sum(-1)
+    if form == "loss":
+        P, B = plus.shape[:2]
+
+        def loss(z):  # each example's share of the batch-mean cross-entropy: (P, B)
+            return F.cross_entropy(z.flatten(0, 1), y.repeat(z.shape[0]), reduction="none").view(z.shape[0], B) / B
+
+        return (loss(plus) - loss(minus.expand_as(plus))) / half
+    raise ValueError(f"form must be 'jacobian' or 'loss', got {form!r}")
+
+
+def _project(s: torch.Tensor, xi: torch.Tensor, var: float) -> torch.Tensor:
+    """g_hat = (1/P) sum_p s_p xi_p / var, per example: (B, *shape)."""
+    return torch.einsum("pb,pb...->b...", s, xi.float()) / (xi.shape[0] * var)
+
+
+def correlate(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    h: torch.Tensor,
+    xi: torch.Tensor,
+    var: float,
+    e: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+    antithetic: bool = True,
+    form: str = "jacobian",
+    max_batch: int = 4096,
+) -> torch.Tensor:
+    """Noise-correlation estimate of the activity gradient ``J^T e`` (B, *shape).
+
+    ``f`` maps activity (N, *shape) to logits (N, n_o); ``xi`` (P, B, *shape) are the
+    perturbations, whose covariance is ``var`` times a projector; ``e`` (B, n_o) is the output
+    error (Jacobian form) and ``y`` (B,) the labels (scalar-loss form, batch-mean cross-entropy).
+    """
+    P, B = xi.shape[:2]
+    with torch.no_grad():
+        if antithetic:
+            hp = torch.cat([h.unsqueeze(0) + xi, h.unsqueeze(0) - xi]).flatten(0, 1)  # (2P*B, *shape)
+            out = _batched(f, hp, max_batch).view(2, P, B, -1)  # (2, P, B, n_o) logits
+            plus, minus = out[0], out[1]
+        else:
+            plus = _batched(f, (h.unsqueeze(0) + xi).flatten(0, 1), max_batch).view(P, B, -1)
+            minus = f(h).float().unsqueeze(0)  # one clean pass of the same frozen network
+        return _project(_scores(plus, minus, e, y, antithetic, form), xi, var).to(h.dtype)
+
+
+def correlate_all(model, layers: list[str], hs: dict, xis: dict, variances: dict, e=None, y=None,
+                  antithetic: bool = True, form: str = "jacobian") -> dict:
+    """All layers perturbed at once: one pass per perturbation from the lowest layer up, the noise
+    of higher layers added by taps (forward hooks) as the copies pass them."""
+    from .taps import inject
+
+    first = layers[0]
+    P, B = xis[first].shape[:2]
+    sign = lambda xi: torch.cat([xi, -xi]) if antithetic else xi  # noqa: E731
+    edits = {name: (lambda out, xi=xis[name]: out + sign(xi).flatten(0, 1).to(out.dtype)) for name in layers[1:]}
+    with torch.no_grad():
+        h0 = hs[first].unsqueeze(0)
+        with inject(model, edits):
+            out = model.forward_from(first, (h0 + sign(xis[first])).flatten(0, 1) if antithetic else (h0 + xis[first]).flatten(0, 1)).float()
+        if antithetic:
+            out = out.view(2, P, B, -1)
+            plus, minus = out[0], out[1]
+        else:
+            plus = out.view(P, B, -1)
+            minus = model.forward_from(first, hs[first]).float().unsqueeze(0)
+        s = _scores(plus, minus, e, y, antithetic, form)
+        return {name: _project(s, xis[name], variances[name]).to(hs[name].dtype) for name in layers}
+
+
+def forward_passes(P: int, antithetic: bool) -> int:
+    """Perturbed forward passes per example and layer (antithetic pairs cost two)."""
+    return 2 * P if antithetic else P + 1

@@ -1,0 +1,22 @@
+"""Backprop: exact gradients, the reference rule."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from . import RULES, Rule, StepResult
+
+
+@dataclass(frozen=True)
+class BPSettings:
+    pass
+
+
+@RULES.register("bp", BPSettings, help="backpropagation (exact gradients)")
+class BP(Rule):
+    def step(self, x, y, gen):
+        logits = self.model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        loss.backward()
+        return StepResult(loss.detach(), logits.detach())

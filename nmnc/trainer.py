@@ -1,0 +1,239 @@
+"""The training loop shared by every rule: data, rule step, optimizer, metrics, checkpoints."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .checkpoint import code_version, load_checkpoint, package_versions, save_checkpoint
+from .config import TrainConfig, check
+from .data import load_dataset
+from .data.splits import balanced_subset, step_generator
+from .errors import NmncError, TrainingDiverged
+from .models import MODELS, build_model
+from .rules import build_rule
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NmncError(f"device '{name}' asked for but CUDA is not available here; use --set device=cpu or auto")
+    return torch.device(name)
+
+
+class Run:
+    """One training run: builds everything from a TrainConfig, or from a checkpoint to resume."""
+
+    def __init__(self, cfg: TrainConfig, resume_from: dict | None = None, progress: bool = True):
+        check(cfg)
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.out)
+        self.device = pick_device(cfg.device)
+        arch_input = MODELS.settings(cfg.model, cfg.model_settings).input_size
+        self.data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, input_size=arch_input)
+        model_settings = dict(cfg.model_settings)
+        if model_settings.get("num_classes") != self.data.num_classes:
+            model_settings["num_classes"] = self.data.num_classes  # the read-out follows the dataset
+        self.cfg = cfg = dataclasses.replace(cfg, model_settings=model_settings)
+
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, MODELS.settings(cfg.model, model_settings)).to(self.device)
+        self.rule = build_rule(cfg.rule, self.model, **cfg.rule_settings)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.optimizer == "sgd":
+            self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+        else:
+            self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        n_train = len(self.data.train)
+        self.train_idx = (balanced_subset(self.data.train.labels, cfg.train_examples, cfg.seed)
+                          if 0 < cfg.train_examples < n_train else torch.arange(n_train))
+        if cfg.train_examples > n_train:
+            raise NmncError(f"--train-examples {cfg.train_examples} exceeds the {n_train} training images of {cfg.dataset}")
+        self.steps_per_epoch = len(self.train_idx) // cfg.batch_size
+        if self.steps_per_epoch < 1:
+            raise NmncError(f"batch size {cfg.batch_size} is larger than the {len(self.train_idx)} training examples; lower --batch-size or raise --train-examples")
+        self.total_steps = cfg.steps or max(1, int(round(cfg.epochs * self.steps_per_epoch)))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
+        self.step, self.examples, self.perturbations = 0, 0, 0
+        self.metrics: list[dict] = []
+        self.elapsed = 0.0
+        if resume_from is not None:
+            self._restore(resume_from)
+
+    def _lr_factor(self, step: int) -> float:
+        if self.cfg.schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+
+    # ---- data -------------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.cfg.seed * 7_777 + epoch)
+        return self.train_idx[torch.randperm(len(self.train_idx), generator=g)]
+
+    def _batches(self, start: int, stop: int):
+        """(step, indices) for steps in [start, stop), reproducible from (seed, step) alone."""
+        B, spe = self.cfg.batch_size, self.steps_per_epoch
+        out, order, order_epoch = [], None, -1
+        for s in range(start, stop):
+            epoch, pos = divmod(s, spe)
+            if epoch != order_epoch:
+                order, order_epoch = self._epoch_order(epoch), epoch
+            out.append((s, order[pos * B:(pos + 1) * B]))
+        return out
+
+    # ---- loop -------------------------------------------------------------------------------
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def train(self, stop_after: int | None = None) -> dict:
+        """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the summary."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._rewrite_log()
+        stop = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{cfg.rule}/{cfg.model}", unit="step",
+                   disable=not self.progress, dynamic_ncols=True)
+        t_last = time.perf_counter()
+        last_eval = {}
+        with open(self.out / "metrics.jsonl", "a") as log:
+            for x, y in self.data.train.loader(self._batches(self.step, stop), cfg.augment, cfg.seed, self.device, num_workers=cfg.num_workers):
+                self.model.train()
+                self.opt.zero_grad(set_to_none=True)
+                gen = step_generator(cfg.seed, self.step, stream=2, device=self.device)
+                with self.autocast():
+                    res = self.rule.step(x, y, gen)
+                loss = float(res.loss)
+                if not math.isfinite(loss):
+                    bar.close()
+                    kept = self.out / "checkpoint.pt"
+                    where = f"the last good checkpoint ({kept}, step {self._ckpt_step()}) is kept" if kept.exists() else "no checkpoint had been written yet"
+                    raise TrainingDiverged(f"loss became {loss} at step {self.step}; stopped without updating; {where}; lower --lr (now {cfg.lr}) or set grad_clip")
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                lr = self.opt.param_groups[0]["lr"]
+                self.opt.step()
+                self.sched.step()
+                self.step += 1
+                self.examples += len(y)
+                self.perturbations += res.perturbations
+                now = time.perf_counter()
+                self.elapsed += now - t_last
+                t_last = now
+                row = {"step": self.step, "examples": self.examples, "perturbations": self.perturbations,
+                       "loss": round(loss, 5), "acc": round((res.logits.argmax(1) == y).float().mean().item(), 4),
+                       "lr": lr, "time": round(self.elapsed, 3), **(res.info or {})}
+                if self.step % cfg.eval_every == 0 or self.step == self.total_steps:
+                    last_eval = self.evaluate()
+                    row.update(last_eval)
+                    t_last = time.perf_counter()  # evaluation time is not training time
+                self.metrics.append(row)
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{row['acc']:.2f}", **({"test": f"{last_eval['test_acc']:.3f}"} if last_eval else {}))
+                bar.update(1)
+                if self.step % cfg.ckpt_every == 0 or self.step == self.total_steps:
+                    self.save()
+        bar.close()
+        return self.summary()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        self.model.eval()
+        test = self.data.test
+        n = len(test)
+        idx = balanced_subset(test.labels, self.cfg.eval_examples, 0) if 0 < self.cfg.eval_examples < n else torch.arange(n)
+        correct, total_loss = 0, 0.0
+        batches = [(i, idx[i:i + 500]) for i in range(0, len(idx), 500)]
+        for x, y in test.loader(batches, False, 0, self.device, num_workers=self.cfg.num_workers):
+            with self.autocast():
+                logits = self.model(x).float()
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+        self.model.train()
+        return {"test_acc": correct / len(idx), "test_loss": total_loss / len(idx)}
+
+    def summary(self) -> dict:
+        evals = [m for m in self.metrics if "test_acc" in m]
+        return {"step": self.step, "total_steps": self.total_steps, "examples": self.examples,
+                "perturbations": self.perturbations, "test_acc": evals[-1]["test_acc"] if evals else None,
+                "checkpoint": str(self.out / "checkpoint.pt"), "train_seconds": self.elapsed}
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _ckpt_step(self):
+        try:
+            return load_checkpoint(self.out / "checkpoint.pt").get("step")
+        except NmncError:
+            return "?"
+
+    def save(self) -> Path:
+        cfg = self.cfg
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        payload = {
+            "model": {"name": cfg.model, "settings": dict(cfg.model_settings)},
+            "rule": {"name": cfg.rule, "settings": dict(cfg.rule_settings), "state": self.rule.state_dict()},
+            "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.opt.state_dict(),
+            "scheduler_state": self.sched.state_dict(),
+            "rng": rng,
+            "step": self.step, "total_steps": self.total_steps,
+            "examples": self.examples, "perturbations": self.perturbations, "elapsed": self.elapsed,
+            "data": {"dataset": cfg.dataset, "source": self.data.source, "train_examples": len(self.train_idx),
+                     "subset_seed": cfg.seed if len(self.train_idx) < len(self.data.train) else None,
+                     "classes": list(self.data.classes), "mean": list(self.data.mean), "std": list(self.data.std),
+                     "input_size": self.data.input_size, "augment": cfg.augment},
+            "metrics": self.metrics,
+            "provenance": {**code_version(), "packages": package_versions(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                           "device": str(self.device)},
+        }
+        return save_checkpoint(self.out / "checkpoint.pt", payload)
+
+    def _restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model_state"])
+        self.opt.load_state_dict(ckpt["optimizer_state"])
+        self.sched.load_state_dict(ckpt["scheduler_state"])
+        self.rule.load_state_dict(ckpt["rule"].get("state") or {})
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        self.step, self.examples = ckpt["step"], ckpt["examples"]
+        self.perturbations, self.elapsed = ckpt["perturbations"], ckpt.get("elapsed", 0.0)
+        self.metrics = list(ckpt["metrics"])
+
+    def _rewrite_log(self) -> None:
+        """The log on disk always matches the metrics the run holds (drops rows after a crash)."""
+        tmp = self.out / f".metrics.jsonl.{os.getpid()}.tmp"
+        tmp.write_text("".join(json.dumps(m) + "\n" for m in self.metrics))
+        os.replace(tmp, self.out / "metrics.jsonl")
+
+
+def config_from_checkpoint(ckpt: dict, **changes) -> TrainConfig:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    saved = {k: v for k, v in ckpt["config"].items() if k in fields}
+    return dataclasses.replace(TrainConfig(**saved), **changes)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train a fresh run described by ``cfg``."""
+    return Run(cfg, progress=progress).train()
+
+
+def resume(out: str | Path, progress: bool = True, **changes) -> dict:
+    """Continue the run saved in ``out`` (``changes`` may extend steps or move data_root/device)."""
+    ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
+    cfg = config_from_checkpoint(ckpt, out=str(out), **changes)
+    return Run(cfg, resume_from=ckpt, progress=progress).train()
