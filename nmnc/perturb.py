@@ -40,10 +40,15 @@ def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (p - F.one_hot(y, p.shape[1]).float()) / len(y)
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (autocast) are differenced in float32; float64 stays float64."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def _batched(f: Callable, inputs: torch.Tensor, max_batch: int) -> torch.Tensor:
     if len(inputs) <= max_batch:
-        return f(inputs).float()
-    return torch.cat([f(c).float() for c in inputs.split(max_batch)])
+        return _full(f(inputs))
+    return torch.cat([_full(f(c)) for c in inputs.split(max_batch)])
 
 
 def _scores(plus, minus, e, y, antithetic: bool, form: str) -> torch.Tensor:
@@ -64,7 +69,8 @@ def _scores(plus, minus, e, y, antithetic: bool, form: str) -> torch.Tensor:
 
 def _project(s: torch.Tensor, xi: torch.Tensor, var: float) -> torch.Tensor:
     """g_hat = (1/P) sum_p s_p xi_p / var, per example: (B, *shape)."""
-    return torch.einsum("pb,pb...->b...", s, xi.float()) / (xi.shape[0] * var)
+    dtype = torch.promote_types(torch.promote_types(s.dtype, xi.dtype), torch.float32)
+    return torch.einsum("pb,pb...->b...", s.to(dtype), xi.to(dtype)) / (xi.shape[0] * var)
 
 
 def correlate(
@@ -92,7 +98,7 @@ def correlate(
             plus, minus = out[0], out[1]
         else:
             plus = _batched(f, (h.unsqueeze(0) + xi).flatten(0, 1), max_batch).view(P, B, -1)
-            minus = f(h).float().unsqueeze(0)  # one clean pass of the same frozen network
+            minus = _full(f(h)).unsqueeze(0)  # one clean pass of the same frozen network
         return _project(_scores(plus, minus, e, y, antithetic, form), xi, var).to(h.dtype)
 
 
@@ -109,13 +115,14 @@ def correlate_all(model, layers: list[str], hs: dict, xis: dict, variances: dict
     with torch.no_grad():
         h0 = hs[first].unsqueeze(0)
         with inject(model, edits):
-            out = model.forward_from(first, (h0 + sign(xis[first])).flatten(0, 1) if antithetic else (h0 + xis[first]).flatten(0, 1)).float()
+            out = _full(model.forward_from(first, (h0 + sign(xis[first])).flatten(0, 1)))
         if antithetic:
             out = out.view(2, P, B, -1)
             plus, minus = out[0], out[1]
         else:
             plus = out.view(P, B, -1)
-            minus = model.forward_from(first, hs[first]).float().unsqueeze(0)
+            with inject(model, {name: (lambda out: out) for name in layers[1:]}):
+                minus = _full(model.forward_from(first, hs[first])).unsqueeze(0)
         s = _scores(plus, minus, e, y, antithetic, form)
         return {name: _project(s, xis[name], variances[name]).to(hs[name].dtype) for name in layers}
 

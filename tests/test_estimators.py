@@ -1,0 +1,180 @@
+"""Statistical facts from algorithm.md, on small networks with known gradients.
+
+Tolerances come from the theory: cos^2 ~ Beta(P/2, (n-1)/2) (VNC) and cos^2/alpha ~ Beta(P/2, (k-1)/2)
+(NMNC), so a mean over N independent draws has standard error sqrt(Var/N); we allow 4 standard errors.
+"""
+import math
+
+import pytest
+import torch
+
+from nmnc.manifold import Manifold
+from nmnc.perturb import correlate
+
+N, n, n_o = 4000, 64, 10
+
+
+def beta_mean_sd(a, b):
+    return a / (a + b), math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+
+
+@pytest.fixture()
+def linear():
+    g = torch.Generator().manual_seed(0)
+    J = torch.randn(n_o, n, generator=g, dtype=torch.float64)
+    e = torch.randn(N, n_o, generator=g, dtype=torch.float64)
+    h = torch.randn(N, n, generator=g, dtype=torch.float64)
+    return J, h, e, e @ J  # true gradients g = J^T e, one per draw
+
+
+def cos(a, b):
+    return torch.nn.functional.cosine_similarity(a.flatten(1), b.flatten(1), dim=1)
+
+
+@pytest.mark.parametrize("P", [1, 4, 16])
+def test_vnc_cos2_matches_beta(linear, P):
+    J, h, e, g = linear
+    gen = torch.Generator().manual_seed(P)
+    sigma = 0.1
+    xi = sigma * torch.randn(P, N, n, generator=gen, dtype=torch.float64)
+    g_hat = correlate(lambda z: z @ J.T, h, xi, sigma ** 2, e)
+    c = cos(g_hat, g)
+    mean, sd = beta_mean_sd(P / 2, (n - 1) / 2)
+    assert mean == pytest.approx(P / (P + n - 1))
+    assert abs((c ** 2).mean().item() - mean) < 4 * sd / math.sqrt(N)
+    assert (c >= 0).all()  # the cosine is never negative
+
+
+@pytest.mark.parametrize("P,k", [(1, 8), (4, 8), (16, 16)])
+def test_nmnc_cos2_over_alpha_matches_beta(linear, P, k):
+    J, h, e, g = linear
+    m = Manifold((n,), k=k, centered=True, buffer=512, refresh=1)
+    gen = torch.Generator().manual_seed(1)
+    m.observe(torch.randn(512, n, generator=gen) @ torch.randn(n, n, generator=gen), 0)  # anisotropic activity
+    U = m.U.double()
+    xi = m.sample(P, N, 0.1, torch.Generator().manual_seed(2)).double()
+    g_hat = correlate(lambda z: z @ J.T, h, xi, 0.01, e)
+    alpha = ((g @ U) ** 2).sum(1) / (g ** 2).sum(1)
+    ratio = cos(g_hat, g) ** 2 / alpha
+    mean, sd = beta_mean_sd(P / 2, (k - 1) / 2)
+    assert mean == pytest.approx(P / (P + k - 1))
+    assert abs(ratio.mean().item() - mean) < 4 * sd / math.sqrt(N)
+
+
+def test_vnc_unbiased_and_error_scale(linear):
+    J, h, e, g = linear
+    P = 4
+    one_h, one_e = h[:1].expand(N, n), e[:1].expand(N, n_o)  # one example, N independent estimates
+    g0 = g[0]
+    xi = 0.1 * torch.randn(P, N, n, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    g_hat = correlate(lambda z: z @ J.T, one_h, xi, 0.01, one_e)
+    err = ((g_hat - g0) ** 2).sum(1) / (g0 ** 2).sum()
+    # E|g_hat - g|^2 / |g|^2 = (n+1)/P, and the mean of N draws is within its own sampling error
+    assert err.mean().item() == pytest.approx((n + 1) / P, rel=0.1)
+    bias = ((g_hat.mean(0) - g0) ** 2).sum() / (g0 ** 2).sum()
+    assert bias.item() < 4 * (n + 1) / (P * N)
+
+
+def test_nmnc_estimates_the_projection(linear):
+    J, h, e, g = linear
+    P, k = 4, 8
+    m = Manifold((n,), k=k, buffer=256)
+    m.observe(torch.randn(256, n, generator=torch.Generator().manual_seed(4)), 0)
+    U = m.U.double()
+    one_h, one_e, g0 = h[:1].expand(N, n), e[:1].expand(N, n_o), g[0]
+    xi = m.sample(P, N, 0.1, torch.Generator().manual_seed(5)).double()
+    g_hat = correlate(lambda z: z @ J.T, one_h, xi, 0.01, one_e)
+    proj = U @ (U.T @ g0)
+    alpha = (proj ** 2).sum() / (g0 ** 2).sum()
+    mean = g_hat.mean(0)
+    # unbiased for Pi g; biased for g by exactly the off-manifold part (1 - alpha)|g|^2
+    assert (((mean - proj) ** 2).sum() / (g0 ** 2).sum()).item() < 4 * (k + 1) / (P * N)
+    assert (((mean - g0) ** 2).sum() / (g0 ** 2).sum()).item() == pytest.approx(1 - alpha.item(), abs=4 * (k + 1) / (P * N) + 0.01)
+    # every perturbation lies in the span of U
+    flat = xi.reshape(-1, n)
+    assert torch.allclose(flat @ U @ U.T, flat, atol=1e-6)
+
+
+def test_nmnc_with_k_equal_n_matches_vnc(linear):
+    J, h, e, g = linear
+    P = 4
+    m = Manifold((n,), k=n, buffer=256)
+    m.observe(torch.randn(256, n, generator=torch.Generator().manual_seed(6)), 0)
+    assert m.k == n
+    xi = m.sample(P, N, 0.1, torch.Generator().manual_seed(7)).double()
+    c2 = cos(correlate(lambda z: z @ J.T, h, xi, 0.01, e), g) ** 2
+    mean, sd = beta_mean_sd(P / 2, (n - 1) / 2)
+    assert abs(c2.mean().item() - mean) < 4 * sd / math.sqrt(N)
+
+
+@pytest.mark.parametrize("antithetic,expected", [(True, 4.0), (False, 2.0)])
+def test_bias_shrinks_with_sigma(antithetic, expected):
+    """Finite-difference bias: O(sigma^2) with antithetic pairs (halving sigma: /4), O(sigma) without (/2)."""
+    torch.manual_seed(0)
+    d, B, P = 16, 2000, 2
+    W1, W2 = torch.randn(32, d, dtype=torch.float64) / 4, torch.randn(n_o, 32, dtype=torch.float64) / 6
+    f = lambda z: torch.tanh(z @ W1.T) @ W2.T  # noqa: E731
+    h = torch.randn(B, d, dtype=torch.float64)
+    e = torch.randn(B, n_o, dtype=torch.float64)
+    hh = h.clone().requires_grad_()
+    (f(hh) * e).sum().backward()
+    g = hh.grad
+    z = torch.randn(P, B, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    linear_part = torch.einsum("pb,pbd->bd", (z * g).sum(-1), z) / P  # the sigma -> 0 limit, same draws
+
+    def bias(sigma):
+        g_hat = correlate(f, h, sigma * z, sigma ** 2, e, antithetic=antithetic)
+        return (g_hat - linear_part).norm()
+
+    ratio = (bias(0.2) / bias(0.1)).item()
+    assert ratio == pytest.approx(expected, rel=0.12)
+
+
+def test_loss_form_agrees_with_jacobian_form_for_small_sigma():
+    torch.manual_seed(0)
+    W = torch.randn(n_o, n, dtype=torch.float64) / 8
+    h = torch.randn(256, n, dtype=torch.float64)
+    y = torch.randint(0, n_o, (256,))
+    from nmnc.perturb import output_error
+
+    e = output_error(h @ W.T, y).double()
+    xi = 1e-3 * torch.randn(8, 256, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a = correlate(lambda z: z @ W.T, h, xi, 1e-6, e, y, form="jacobian")
+    b = correlate(lambda z: z @ W.T, h, xi, 1e-6, e, y, form="loss")
+    assert torch.allclose(a, b, rtol=1e-3, atol=1e-9)
+
+
+def test_manifold_estimators_find_a_planted_subspace():
+    """PCA, EMA covariance and Sanger's rule all recover a planted 4-d subspace of 40-d activity."""
+    gen = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(40, 4, generator=gen))[0]
+    scales = torch.tensor([5.0, 4.0, 3.0, 2.0])
+    for est in ("pca", "ema", "oja"):
+        m = Manifold((40,), k=4, estimator=est, refresh=50, buffer=1024, ema_decay=0.9, seed=1)
+        for t in range(400):
+            z = torch.randn(64, 4, generator=gen) * scales
+            m.observe(z @ basis.T + 0.1 * torch.randn(64, 40, generator=gen), t)
+        m._refresh()
+        overlap = (torch.linalg.svdvals(basis.T @ m.U) ** 2).mean().item()
+        assert overlap > 0.95, (est, overlap)
+
+
+def test_adaptive_k_rules():
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(2000, 30, generator=gen) * torch.tensor([10.0] * 3 + [0.1] * 27)
+    m = Manifold((30,), k_rule="variance", var_threshold=0.9, k_max=30, buffer=2000)
+    m.observe(X, 0)
+    assert m.k == 3
+    m = Manifold((30,), k_rule="pr", k_max=30, buffer=2000)
+    m.observe(X, 0)
+    assert m.k == 3 and m.pr == pytest.approx(3, rel=0.1)
+
+
+def test_channel_space_perturbations():
+    m = Manifold((6, 4, 4), k=2, space="channel", buffer=4096)
+    h = torch.randn(16, 6, 4, 4, generator=torch.Generator().manual_seed(0))
+    m.observe(h, 0)
+    xi = m.sample(3, 5, 0.1, torch.Generator().manual_seed(1))
+    assert xi.shape == (3, 5, 6, 4, 4)
+    rows = xi.permute(0, 1, 3, 4, 2).reshape(-1, 6)
+    assert torch.allclose(rows @ m.U @ m.U.T, rows, atol=1e-6)

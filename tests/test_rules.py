@@ -1,0 +1,158 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nmnc.checkpoint import load_checkpoint
+from nmnc.errors import UnknownNameError
+from nmnc.models import build_model
+from nmnc.rules import build_rule
+
+
+def batch(seed=0, B=8):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, 3, 32, 32, generator=g), torch.randint(0, 10, (B,), generator=g)
+
+
+def exact_activity_grads(model, acts, y):
+    out = {}
+    for name, h in acts.items():
+        h = h.clone().requires_grad_()
+        loss = F.cross_entropy(model.forward_from(name, h), y)
+        out[name] = torch.autograd.grad(loss, h)[0]
+    return out
+
+
+@pytest.mark.parametrize("rule_name,norm", [("vnc", "none"), ("nmnc", "none"), ("nmnc", "bn")])
+def test_local_updates_with_exact_activity_gradients_equal_backprop(rule_name, norm):
+    """Fed the true activity gradients, the local per-layer updates reproduce backprop exactly:
+    the weight update is the layer's own vector-Jacobian product and nothing else."""
+    torch.manual_seed(0)
+    model = build_model("cnn", width=0.25, norm=norm)
+    x, y = batch()
+    model.train()
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    bp = {n: p.grad.clone() for n, p in model.named_parameters()}
+    rule = build_rule(rule_name, model, P=2)
+    rule.estimate = lambda acts, e, y_, gen: exact_activity_grads(model, acts, y_) if norm == "none" else exact_bn(model, acts, y_)
+    model.zero_grad()
+    rule.step(x, y, torch.Generator().manual_seed(0))
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, bp[n], rtol=1e-4, atol=1e-6), n
+
+
+def exact_bn(model, acts, y):
+    # with BatchNorm in training mode the exact gradient also flows through batch statistics
+    out = {}
+    names = list(acts)
+    hs = {n: acts[n].clone().requires_grad_() for n in names}
+    for i, n in enumerate(names):
+        h = hs[n]
+        for m in model.stage_names[model.stage_names.index(n) + 1:]:
+            h = model.stage(m)(h)
+        out[n] = torch.autograd.grad(F.cross_entropy(h, y), hs[n])[0]
+    return out
+
+
+def test_no_gradient_flows_between_layers():
+    model = build_model("cnn", width=0.25)
+    rule = build_rule("nmnc", model, P=2, k=4)
+    seen = []
+    hooks = [model.stage(n).register_forward_pre_hook(lambda m, inp: seen.append(inp[0].requires_grad))
+             for n in model.stage_names[1:]]
+    x, y = batch()
+    rule.step(x, y, torch.Generator().manual_seed(0))
+    for h in hooks:
+        h.remove()
+    # every stage above the first received a detached input, in the clean and the perturbed passes
+    assert seen and not any(seen)
+    # and a layer whose estimate is zero gets exactly zero weight gradient
+    model.zero_grad()
+    real = rule.estimate
+    rule.estimate = lambda acts, e, y_, gen: {n: (g if n == "conv3" else torch.zeros_like(g)) for n, g in real(acts, e, y_, gen).items()}
+    rule.step(x, y, torch.Generator().manual_seed(1))
+    for n, p in model.named_parameters():
+        if n.startswith(("conv1", "conv2", "conv4")):
+            assert torch.count_nonzero(p.grad) == 0, n
+    assert torch.count_nonzero(model.conv3[0].weight.grad) > 0
+
+
+def test_perturbed_passes_leave_batchnorm_statistics_alone():
+    torch.manual_seed(0)
+    model = build_model("cnn", width=0.25, norm="bn").train()
+    ref = build_model("cnn", width=0.25, norm="bn").train()
+    ref.load_state_dict(model.state_dict())
+    x, y = batch()
+    build_rule("vnc", model, P=4).step(x, y, torch.Generator().manual_seed(0))
+    ref(x)  # one clean training-mode pass updates running statistics once
+    for (n, a), b in zip(model.named_buffers(), ref.buffers()):
+        assert torch.allclose(a.float(), b.float()), n
+
+
+@pytest.mark.parametrize("settings", [
+    {"mode": "all"}, {"form": "loss"}, {"antithetic": False}, {"space": "channel", "k": 4},
+    {"estimator": "oja", "k": 4}, {"estimator": "ema", "space": "channel", "k": 4}, {"k_rule": "pr"}, {"layers": "conv2,conv4"},
+])
+def test_nmnc_variants_step(settings):
+    torch.manual_seed(0)
+    model = build_model("cnn", width=0.25)
+    rule = build_rule("nmnc", model, P=2, **settings)
+    x, y = batch()
+    res = rule.step(x, y, torch.Generator().manual_seed(0))
+    assert torch.isfinite(res.loss) and res.perturbations > 0
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_estimates_point_the_right_way_on_a_real_network():
+    """On the cnn at initialisation, VNC and NMNC estimates have positive cosine with the true gradient."""
+    torch.manual_seed(0)
+    model = build_model("cnn", width=0.5)
+    x, y = batch(B=32)
+    for name, extra in (("vnc", {}), ("nmnc", {"k": 16})):
+        rule = build_rule(name, model, P=64, sigma=0.01, **extra)
+        acts, h = {}, x
+        with torch.no_grad():
+            for n in model.hidden_layers:
+                h = model.stage(n)(h)
+                acts[n] = h
+            logits = model.stage("fc")(h)
+        from nmnc.perturb import output_error
+
+        rule.observe(acts)
+        est = rule.estimate(acts, output_error(logits, y), y, torch.Generator().manual_seed(0))
+        true = exact_activity_grads(model, acts, y)
+        c = F.cosine_similarity(est["conv4"].flatten(), true["conv4"].flatten(), dim=0)
+        assert c > 0.1, (name, c)
+
+
+def test_bad_rule_settings():
+    model = build_model("cnn", width=0.25)
+    with pytest.raises(UnknownNameError, match="did you mean 'layerwise'"):
+        build_rule("vnc", model, mode="layerwis")
+    with pytest.raises(UnknownNameError, match="unknown layer 'conv7'"):
+        build_rule("nmnc", model, layers="conv7")
+    with pytest.raises(UnknownNameError, match="manifold estimator"):
+        build_rule("nmnc", model, estimator="ica")
+
+
+def test_nmnc_training_resumes_exactly_with_manifold_state(tmp_path, data_root):
+    from nmnc.train import main
+    from nmnc.errors import run_cli
+    from nmnc.trainer import resume
+
+    args = ["--rule", "nmnc", "--train-examples", "320", "--batch-size", "32", "--steps", "12", "--quiet",
+            "--set", "width=0.25", "P=2", "k=4", "refresh=5", "buffer=64", "ckpt_every=4", "eval_every=12", "eval_examples=100"]
+    assert run_cli(main, ["--out", str(tmp_path / "a"), *args]) == 0
+    from nmnc.config import TrainConfig, build_config
+    from nmnc.trainer import Run, config_from_checkpoint
+
+    ck = load_checkpoint(tmp_path / "a")
+    assert ck["rule"]["state"]["manifolds"]["conv1"]["U"].shape == (4 * 32 * 32, 4)
+    assert ck["perturbations"] == 12 * 32 * 2 * 4
+    run = Run(config_from_checkpoint(ck, out=str(tmp_path / "b")), progress=False)
+    run.train(stop_after=6)  # checkpoint at step 4; steps 5-6 are lost as in a crash
+    resume(tmp_path / "b", progress=False)
+    a, b = ck["model_state"], load_checkpoint(tmp_path / "b")["model_state"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
