@@ -2,6 +2,7 @@
 
     python -m nmnc.bench speed [--models cnn,resnet] [--batch-size 128] [--steps 20]
     python -m nmnc.bench epoch [--model cnn]          # test accuracy after one BP epoch on the full training set
+    python -m nmnc.bench gradient --checkpoint PATH --out FILE.csv
 """
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def main(argv=None) -> int:
     e.add_argument("--model", default="cnn")
     e.add_argument("--data-root")
     e.add_argument("--out", default=None)
+    from .bench_gradient import add_parser as add_gradient
+
+    add_gradient(sub)
     args = p.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
     if args.cmd == "speed":
@@ -104,6 +108,8 @@ def main(argv=None) -> int:
         print_table([{"model": args.model, "rule": "bp", "epochs": 1, "steps": summary["step"], "test_acc": summary["test_acc"],
                       "train_images_per_s": summary["examples"] / summary["train_seconds"], "wall_s": time.perf_counter() - t,
                       "peak_rss_mb": _peak_mb()}])
+    else:
+        args.func(args)
     return 0
 
 

@@ -67,7 +67,7 @@ class Manifold:
 
     def vectors(self, h: torch.Tensor) -> torch.Tensor:
         """Rows in the manifold's space: (B, C*H*W) for map, (rows, C) for channel."""
-        h = h.detach().float()
+        h = h.detach().float()  # bf16 activity under autocast: the estimate is kept in float32
         if self.space == "map":
             return h.flatten(1)
         rows = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])

@@ -50,7 +50,8 @@ class NoiseRule(Rule):
         """Estimated activity gradients g_hat_l (B, *shape) for every perturbed layer."""
         s, model = self.settings, self.model
         with frozen_norm(model):
-            draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
+            with torch.autocast(e.device.type, enabled=False):  # noise and subspaces in full precision
+                draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
             if s.mode == "all":
                 return correlate_all(model, self.layers, acts, {n: d[0] for n, d in draws.items()},
                                      {n: d[1] for n, d in draws.items()}, e, y, s.antithetic, s.form)
@@ -69,7 +70,8 @@ class NoiseRule(Rule):
         loss.backward()  # read-out: exact local error
         e = output_error(logits.detach(), y)  # (B, n_o)
         acts = {name: outs[name].detach() for name in self.layers}
-        self.observe(acts)
+        with torch.autocast(x.device.type, enabled=False):  # PCA/QR have no half-precision kernels
+            self.observe(acts)
         g_hat = self.estimate(acts, e, y, gen)
         torch.autograd.backward([outs[n] for n in self.layers], [g_hat[n].to(outs[n].dtype) for n in self.layers])
         self.t += 1
