@@ -3,6 +3,7 @@
     python -m nmnc.bench speed [--models cnn,resnet] [--batch-size 128] [--steps 20]
     python -m nmnc.bench epoch [--model cnn]          # test accuracy after one BP epoch on the full training set
     python -m nmnc.bench gradient --checkpoint PATH --out FILE.csv
+    python -m nmnc.bench cost [--model cnn] [--P 16]   # noise-rule step vs its forward passes and BP
 """
 from __future__ import annotations
 
@@ -86,6 +87,9 @@ def main(argv=None) -> int:
     from .bench_gradient import add_parser as add_gradient
 
     add_gradient(sub)
+    from .bench_cost import add_parser as add_cost
+
+    add_cost(sub)
     args = p.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
     if args.cmd == "speed":

@@ -34,6 +34,7 @@ def add_parser(sub):
     g.add_argument("--batch", type=int, default=32, help="test images whose gradients are estimated")
     g.add_argument("--manifold-images", type=int, default=1024, help="training images for the PCA manifold")
     g.add_argument("--sigma", type=float, default=0.01)
+    g.add_argument("--uncentered", action="store_true", help="manifold from the uncentred second moment")
     g.set_defaults(func=run)
 
 
@@ -50,7 +51,7 @@ def _weight_grad(model, name, inp, g):
     return torch.cat([t.flatten() for t in torch.autograd.grad(out, params, g)])
 
 
-def table(model, data, Ps, ks, batch, manifold_images, sigma, state: str) -> list[dict]:
+def table(model, data, Ps, ks, batch, manifold_images, sigma, state: str, centered: bool = True) -> list[dict]:
     model.eval()  # frozen BatchNorm: the Jacobian the rules estimate
     g = torch.Generator().manual_seed(0)
     x, y = data.test.batch(torch.randperm(len(data.test), generator=g)[:batch], False, None)
@@ -79,7 +80,7 @@ def table(model, data, Ps, ks, batch, manifold_images, sigma, state: str) -> lis
         else:
             key = (name, k)
             if key not in manifolds:
-                m = Manifold(tuple(h.shape[1:]), k=min(k, n), buffer=manifold_images)
+                m = Manifold(tuple(h.shape[1:]), k=min(k, n), buffer=manifold_images, centered=centered)
                 m.observe(macts[name], 0)
                 manifolds[key] = m
             m = manifolds[key]
@@ -107,8 +108,8 @@ def run(args) -> None:
     data = load_dataset(ckpt["data"]["dataset"], args.data_root, input_size=ckpt["data"]["input_size"])
     Ps = [int(p) for p in args.P.split(",")]
     ks = [int(k) for k in args.k.split(",")]
-    rows = table(trained, data, Ps, ks, args.batch, args.manifold_images, args.sigma, "trained")
-    rows += table(init, data, Ps, ks, args.batch, args.manifold_images, args.sigma, "init")
+    rows = table(trained, data, Ps, ks, args.batch, args.manifold_images, args.sigma, "trained", not args.uncentered)
+    rows += table(init, data, Ps, ks, args.batch, args.manifold_images, args.sigma, "init", not args.uncentered)
     df = pd.DataFrame(rows)
     tmp = f"{args.out}.{os.getpid()}.tmp"
     df.to_csv(tmp, index=False)
@@ -116,6 +117,7 @@ def run(args) -> None:
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print()
-        summary = df.groupby(["state", "rule", "k", "P"], dropna=False)["cos_activity"].median().unstack("P")
-        print("median over layers of cos_activity (rows: state, rule, k)")
+        df["k_"] = df["k"].where(df["rule"] == "nmnc", -1)  # VNC: k = n of each layer
+        summary = df.groupby(["state", "rule", "k_", "P"])["cos_activity"].median().unstack("P")
+        print("median over layers of cos_activity (rows: state, rule, k; k=-1 means all n units)")
         print(summary.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -101,6 +101,8 @@ class Run:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the summary."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        self._write_json("run.json", {"model": cfg.model, "rule": cfg.rule, "seed": cfg.seed, "dataset": cfg.dataset,
+                                      "total_steps": self.total_steps, "config": dataclasses.asdict(cfg)})
         self._rewrite_log()
         stop = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{cfg.rule}/{cfg.model}", unit="step",
@@ -213,6 +215,11 @@ class Run:
         self.step, self.examples = ckpt["step"], ckpt["examples"]
         self.perturbations, self.elapsed = ckpt["perturbations"], ckpt.get("elapsed", 0.0)
         self.metrics = list(ckpt["metrics"])
+
+    def _write_json(self, name: str, obj: dict) -> None:
+        tmp = self.out / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(obj, indent=1))
+        os.replace(tmp, self.out / name)
 
     def _rewrite_log(self) -> None:
         """The log on disk always matches the metrics the run holds (drops rows after a crash)."""

@@ -1,0 +1,26 @@
+"""Figures with seaborn, saved as PNG and SVG (headless backend)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def save(fig, out: Path, stem: str) -> list[Path]:
+    paths = []
+    for ext in ("png", "svg"):
+        p = Path(out) / f"{stem}.{ext}"
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+        paths.append(p)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return paths
+
+
+def setup():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return sns
