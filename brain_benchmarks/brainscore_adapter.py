@@ -43,3 +43,26 @@ def pls_per_neuron(features: np.ndarray, responses: np.ndarray, stimulus_ids: li
     target = neuroid_assembly(responses, stimulus_ids, [f"n{i}" for i in range(responses.shape[1])])
     score = metric(source, target)
     return score.raw.mean("split").values
+
+
+def stimulus_set(paths: list[str], ids: list[str], identifier: str):
+    """A Brain-Score StimulusSet over image files on disk."""
+    _bs()
+    from brainscore_core.supported_data_standards.brainio.stimuli import StimulusSet
+
+    s = StimulusSet({"stimulus_id": list(ids), "image_index": list(range(len(ids)))})
+    s.stimulus_paths = dict(zip(ids, paths))
+    s.identifier = identifier
+    return s
+
+
+def pytorch_wrapper(net, identifier: str, input_size: int, mean, std, batch_size: int = 64):
+    """brainscore-vision's PytorchWrapper with preprocessing matching our training."""
+    _bs()
+    import functools
+
+    from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper, load_preprocess_images
+
+    pre = functools.partial(load_preprocess_images, image_size=input_size, normalize_mean=tuple(mean), normalize_std=tuple(std))
+    wrapper = PytorchWrapper(model=net, preprocessing=pre, identifier=identifier, batch_size=batch_size)
+    return wrapper
