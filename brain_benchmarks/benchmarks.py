@@ -250,4 +250,9 @@ def load_benchmark(spec: str, root=None, download: bool = False, **kw):
         return BENCHMARKS.get(spec).factory(root, download, **kw)
     if Path(spec).is_dir():
         return from_folder_spec(spec)
-    BENCHMARKS.get(spec)  # raises: unknown id, with the list and the closest match
+    from .brainscore_adapter import PUBLIC
+
+    if spec not in PUBLIC:
+        from nmnc.errors import UnknownNameError
+
+        raise UnknownNameError("benchmark", spec, BENCHMARKS.names() + sorted(PUBLIC), "or give a benchmark folder")  # raises: unknown id, with the list and the closest match

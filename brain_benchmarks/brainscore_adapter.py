@@ -66,3 +66,169 @@ def pytorch_wrapper(net, identifier: str, input_size: int, mean, std, batch_size
     pre = functools.partial(load_preprocess_images, image_size=input_size, normalize_mean=tuple(mean), normalize_std=tuple(std))
     wrapper = PytorchWrapper(model=net, preprocessing=pre, identifier=identifier, batch_size=batch_size)
     return wrapper
+
+
+# ---- in-process registration -----------------------------------------------------------------
+_LOCAL = {"models": set(), "benchmarks": set()}
+
+
+def _patched():
+    """brainscore_vision resolves every identifier through plugin folders on disk; identifiers we
+    register in this process are answered from the registry without a folder (nothing is copied)."""
+    bs = _bs()
+    if not getattr(bs.import_plugin, "_nmnc", False):
+        original = bs.import_plugin
+
+        def import_plugin(library_root, plugin_type, identifier, *args, **kwargs):
+            if identifier in _LOCAL.get(plugin_type, ()):
+                return None
+            return original(library_root, plugin_type, identifier, *args, **kwargs)
+
+        import_plugin._nmnc = True
+        bs.import_plugin = import_plugin
+    return bs
+
+
+def model_commitment(identifier: str, net, layers: list[str], input_size: int, mean, std, region_layer_map: dict):
+    _bs()
+    from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
+
+    wrapper = pytorch_wrapper(net, identifier, input_size, mean, std)
+    wrapper.image_size = input_size
+    return ModelCommitment(identifier=identifier, activations_model=wrapper, layers=list(layers), region_layer_map=dict(region_layer_map))
+
+
+def default_region_layer_map(layers: list[str], committed: dict | None = None) -> dict:
+    """Our committed layers where known (V4, IT, ...); the rest spread over the hidden layers."""
+    n = len(layers)
+    guess = {"V1": layers[0], "V2": layers[min(1, n - 1)], "V4": layers[n // 2], "IT": layers[-1]}
+    return {**guess, **(committed or {})}
+
+
+def register_model(identifier: str, factory) -> str:
+    bs = _patched()
+    bs.model_registry[identifier] = factory
+    _LOCAL["models"].add(identifier)
+    return identifier
+
+
+def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
+    """Register a zoo model into brainscore_vision's registry in this process; returns its identifier."""
+    from model_zoo.registry import identifier as zoo_identifier, weights
+    from nmnc.checkpoint import load_checkpoint, model_from_checkpoint
+
+    ident = zoo_identifier(name)
+    ckpt = load_checkpoint(weights(name))
+
+    def factory():
+        net = model_from_checkpoint(ckpt)
+        layers = list(net.hidden_layers)
+        d = ckpt["data"]
+        return model_commitment(ident, net, layers, d["input_size"], d["mean"], d["std"],
+                                default_region_layer_map(layers, region_layer_map))
+
+    return register_model(ident, factory)
+
+
+def register_benchmark(identifier: str, factory) -> str:
+    bs = _patched()
+    bs.benchmark_registry[identifier] = factory
+    _LOCAL["benchmarks"].add(identifier)
+    return identifier
+
+
+def recording_assembly(responses: np.ndarray, stimuli, region: str, folder):
+    """NeuronRecordingAssembly (presentation x neuroid x time_bin) with its StimulusSet on disk."""
+    _bs()
+    from brainscore_core.supported_data_standards.brainio.assemblies import NeuronRecordingAssembly
+
+    paths = []
+    for i, sid in enumerate(stimuli.ids):
+        p = folder / f"{i:05d}_{sid}"
+        if not p.exists():
+            stimuli.read(i).save(p.with_suffix(".png"))
+        paths.append(str(p.with_suffix(".png")))
+    ids = [f"{stimuli.digest}-{i}" for i in range(len(stimuli))]
+    values = np.asarray(responses, dtype=np.float64)[:, :, None]  # (images, neurons, 1 time bin)
+    asm = NeuronRecordingAssembly(values, dims=["presentation", "neuroid", "time_bin"], coords={
+        "stimulus_id": ("presentation", ids), "image_index": ("presentation", np.arange(len(ids))),
+        "neuroid_id": ("neuroid", [f"n{j}" for j in range(values.shape[1])]), "region": ("neuroid", [region] * values.shape[1]),
+        "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])})
+    asm = asm.squeeze("time_bin")  # static responses; the time bin stays as scalar coordinates, as in Brain-Score's data
+    asm.attrs["stimulus_set"] = stimulus_set(paths, ids, f"nmnc-{stimuli.name}-{stimuli.digest}")
+    asm.attrs["stimulus_set_identifier"] = f"nmnc-{stimuli.name}-{stimuli.digest}"
+    return asm
+
+
+def neural_benchmark(identifier: str, sessions: list[dict], region: str, folder, ceiling: float | None = None, splits: int = 3):
+    """Our V4 data as Brain-Score NeuralBenchmarks (one per session); the score is their mean."""
+    bs = _bs()
+    from brainscore_core.benchmarks import BenchmarkBase
+    from brainscore_core.metrics import Score
+    from brainscore_vision.benchmark_helpers.neural_common import NeuralBenchmark
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ceil = (lambda: Score(ceiling)) if ceiling else (lambda: Score(1.0))
+    parts = [NeuralBenchmark(identifier=f"{identifier}.{s['session']}", version=1,
+                             assembly=recording_assembly(s["responses"], s["stimuli"], region, folder),
+                             similarity_metric=bs.load_metric("pls", crossvalidation_kwargs=dict(splits=splits, stratification_coord=None)),
+                             visual_degrees=8, number_of_trials=1, ceiling_func=ceil, parent=region, bibtex="")
+             for s in sessions]
+
+    class Pooled(BenchmarkBase):
+        def __init__(self):
+            super().__init__(identifier=identifier, ceiling=ceil(), version=1, parent=region, bibtex="")
+
+        def __call__(self, candidate):
+            scores = [float(p(candidate)) for p in parts]
+            out = Score(float(np.mean(scores)))
+            out.attrs["session_scores"] = scores
+            return out
+
+    return Pooled()
+
+
+# ---- public Brain-Score benchmarks ----------------------------------------------------------
+# The files each public benchmark reads, as brainscore's data plugins name them: BRAINIO_HOME/<sha1>/<file>.
+PUBLIC = {
+    "FreemanZiemba2013public.V1-pls": [("assy_movshon_FreemanZiemba2013_public.nc", "761c08f796db4e342555cdb60eef23a4f19ead43"),
+                                       ("stimulus_FreemanZiemba2013_aperture-public.csv", "194c9b301a4e3e9cff02481d4c19b39331d52660"),
+                                       ("stimulus_FreemanZiemba2013_aperture-public.zip", "3a6fec1fc28c212882d6833e267ea8654d289611")],
+    "MajajHong2015public.V4-pls": [("assy_dicarlo_MajajHong2015_public.nc", "13d28ca0ce88ee550b54db3004374ae19096e9b9"),
+                                   ("stimulus_hvm-public.csv", "5ca7a3da00d8e9c694a9cd725df5ba0ad6d735af"),
+                                   ("stimulus_hvm-public.zip", "8aa44e038d7b551efa8077467622f9d48d72e473")],
+    "Rajalingham2018public-i2n": [("assy_dicarlo_Rajalingham2018_public.nc", "34c6a8b6f7c523589c1861e4123232e5f7c7df4c"),
+                                  ("stimulus_objectome_public.csv", "47884e17106a3be471d6481279cab33889b80850"),
+                                  ("stimulus_objectome_public.zip", "064f2955f98e63867755fee2e3ead8cddf6bfab8")],
+}
+PUBLIC["FreemanZiemba2013public.V2-pls"] = PUBLIC["FreemanZiemba2013public.V1-pls"]
+PUBLIC["MajajHong2015public.IT-pls"] = PUBLIC["MajajHong2015public.V4-pls"]
+
+
+def brainio_home():
+    from pathlib import Path
+
+    return Path(os.path.expanduser(os.environ.get("BRAINIO_HOME", "~/.brainio")))
+
+
+def missing_public_files(benchmark: str) -> list[str]:
+    home = brainio_home()
+    return [str(home / sha / name) for name, sha in PUBLIC[benchmark] if not (home / sha / name).exists()]
+
+
+def score_public(benchmark: str, model_identifier: str):
+    """Run a public Brain-Score benchmark on a registered model; offline without its files, a clear error at once."""
+    from nmnc.errors import DataError
+
+    missing = missing_public_files(benchmark)
+    if missing:
+        raise DataError(f"{benchmark} needs Brain-Score's public data files, not found here: {', '.join(missing)}; "
+                        f"put them there (BRAINIO_HOME={brainio_home()}; Brain-Score downloads them from its S3 bucket "
+                        f"brainscore-storage/brainio-brainscore when online)")
+    bs = _patched()
+    try:
+        return bs.load_benchmark(benchmark)(bs.load_model(model_identifier))
+    except Exception as err:  # botocore and friends: never shown raw
+        if "botocore" in type(err).__module__ or "NoCredentials" in str(err) or "EndpointConnection" in str(err):
+            raise DataError(f"{benchmark}: Brain-Score tried to download data that is missing from {brainio_home()} ({type(err).__name__})") from None
+        raise

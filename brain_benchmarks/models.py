@@ -1,13 +1,12 @@
 """What can be scored: a checkpoint, ``pixels``, or ``random:<arch>`` (an architecture at initialisation)."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from nmnc.checkpoint import load_checkpoint, model_from_checkpoint
+from nmnc.checkpoint import load_checkpoint, model_from_checkpoint, weights_hash
 from nmnc.errors import NmncError
 from nmnc.models import MODELS, build_model
 
@@ -28,16 +27,6 @@ class ScoredModel:
     std: tuple
     net: torch.nn.Module | None = None  # None for pixels
     meta: dict = field(default_factory=dict)
-
-
-def weights_hash(state: dict) -> str:
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
 
 
 def resolve_model(spec: str, resolver=None) -> ScoredModel:

@@ -20,6 +20,7 @@ from nmnc.errors import NmncError, run_cli
 from nmnc.models import MODELS
 
 from .benchmarks import BENCHMARKS, load_benchmark
+from .brainscore_adapter import PUBLIC
 from .extract import extract
 from .models import resolve_model
 from .results import append_rows
@@ -40,6 +41,9 @@ def score_model(model_spec: str, benchmarks: list[str], data_root=None, download
     rows = []
     for spec in benchmarks:
         t = time.perf_counter()
+        if spec in PUBLIC:
+            rows.append(_public_row(model, spec, t))
+            continue
         bench = load_benchmark(spec, data_root, download, **(bench_kwargs or {}).get(spec, {}))
         kw = {"max_features": bench.max_features} if bench.kind == "neural" else {}
         features = {name: extract(model, stim, progress=progress, **kw) for name, stim in bench.sets()}
@@ -55,6 +59,29 @@ def score_model(model_spec: str, benchmarks: list[str], data_root=None, download
     if out:
         append_rows(out, rows)
     return rows
+
+
+def _public_row(model, spec: str, t0: float) -> dict:
+    """A public Brain-Score benchmark through a ModelCommitment of this model (registered in-process)."""
+    from .brainscore_adapter import default_region_layer_map, missing_public_files, model_commitment, register_model, score_public
+
+    if missing_public_files(spec):
+        score_public(spec, "")  # raises the one-line error naming the files
+    if model.net is None:
+        raise NmncError(f"{spec} needs a network; 'pixels' has no layers to commit")
+    ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}"
+    register_model(ident, lambda: model_commitment(ident, model.net, model.layers, model.input_size, model.mean, model.std,
+                                                   default_region_layer_map(model.layers)))
+    s = score_public(spec, ident)
+    err = s.attrs.get("error")
+    v = float(s.values) if s.size == 1 else float(s.sel(aggregation="center"))
+    e = None if err is None else float(np.asarray(err).ravel()[0])
+    raw = s.attrs.get("raw")
+    return {"model": model.id, "architecture": model.arch, "rule": model.rule, "seed": model.seed, "checkpoint_hash": model.hash,
+            "benchmark": spec, "version": 1, "layer": "region_layer_map", "committed": True, "score": v,
+            "ci_low": None if e is None else v - 1.96 * e, "ci_high": None if e is None else v + 1.96 * e,
+            "raw_score": float(np.asarray(raw).ravel()[0]) if raw is not None else None, "ceiling": None, "error": e,
+            "n_stimuli": None, "time": round(time.perf_counter() - t0, 2), "details": "{}"}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -80,6 +107,8 @@ def main(argv=None) -> int:
     if args.list_benchmarks:
         for name in BENCHMARKS.names():
             print(f"{name:34s} {BENCHMARKS.get(name).help}")
+        for name in sorted(PUBLIC):
+            print(f"{name:34s} Brain-Score public benchmark (needs its data in $BRAINIO_HOME)")
         return 0
     if args.list_models:
         print("pixels                raw pixels (64x64 RGB)")

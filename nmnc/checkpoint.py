@@ -71,6 +71,19 @@ def model_from_checkpoint(ckpt: dict | str | Path, device="cpu"):
     return model.to(device).eval()
 
 
+def weights_hash(state: dict) -> str:
+    """Content hash of a state dict (names, dtypes, bytes): the identity of a trained variant."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
 @lru_cache(maxsize=1)
 def code_version() -> dict:
     """Git SHA and dirty flag of the nmnc source tree (``None`` outside a git checkout)."""
