@@ -22,7 +22,7 @@ COMMON = ["--dataset", "cifar10", "--set", "grad_clip=1.0", "eval_every=50", "ev
 CPU = {"cnn": ["--train-examples", "10000", "--epochs", "1", "--batch-size", "64"],
        "resnet": ["--train-examples", "2000", "--epochs", "1", "--batch-size", "64", "--set", "width=0.25"]}
 GPU = {"cnn": ["--epochs", "30", "--batch-size", "128"], "resnet": ["--epochs", "30", "--batch-size", "128"]}
-NOISE = ["--set", "P=16"]
+NOISE = {"cpu": ["--set", "P=4"], "gpu": ["--set", "P=16"]}  # perturbations per example and layer
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ class ZooEntry:
 
 
 def _entry(arch: str, rule: str) -> ZooEntry:
-    base = ["--model", arch, "--rule", rule] + COMMON + (NOISE if rule != "bp" else [])
-    return ZooEntry(f"{rule}_{arch}", arch, rule, base + CPU[arch], base + GPU[arch])
+    base = ["--model", arch, "--rule", rule] + COMMON
+    noise = NOISE if rule != "bp" else {"cpu": [], "gpu": []}
+    return ZooEntry(f"{rule}_{arch}", arch, rule, base + noise["cpu"] + CPU[arch], base + noise["gpu"] + GPU[arch])
 
 
 ZOO = {e.name: e for e in (_entry(a, r) for a in ("cnn", "resnet") for r in ("bp", "vnc", "nmnc"))}
