@@ -41,7 +41,11 @@ def pls_per_neuron(features: np.ndarray, responses: np.ndarray, stimulus_ids: li
     metric = bs.load_metric("pls", crossvalidation_kwargs=dict(splits=splits, stratification_coord=None, random_state=seed))
     source = neuroid_assembly(features, stimulus_ids, [f"f{i}" for i in range(features.shape[1])], "model")
     target = neuroid_assembly(responses, stimulus_ids, [f"n{i}" for i in range(responses.shape[1])])
-    score = metric(source, target)
+    import warnings
+
+    with warnings.catch_warnings():  # PLS on noisy neurons often stops at max_iter; the score accounts for it
+        warnings.filterwarnings("ignore", message="Maximum number of iterations reached")
+        score = metric(source, target)
     return score.raw.mean("split").values
 
 
