@@ -144,14 +144,18 @@ def register_benchmark(identifier: str, factory) -> str:
 def recording_assembly(responses: np.ndarray, stimuli, region: str, folder):
     """NeuronRecordingAssembly (presentation x neuroid x time_bin) with its StimulusSet on disk."""
     _bs()
+    from pathlib import Path
+
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuronRecordingAssembly
 
     paths = []
+    folder = folder / stimuli.digest  # one folder per stimulus set: sessions reuse file names
+    folder.mkdir(parents=True, exist_ok=True)
     for i, sid in enumerate(stimuli.ids):
-        p = folder / f"{i:05d}_{sid}"
+        p = folder / f"{i:05d}_{Path(sid).stem}.png"
         if not p.exists():
-            stimuli.read(i).save(p.with_suffix(".png"))
-        paths.append(str(p.with_suffix(".png")))
+            stimuli.read(i).save(p)
+        paths.append(str(p))
     ids = [f"{stimuli.digest}-{i}" for i in range(len(stimuli))]
     values = np.asarray(responses, dtype=np.float64)[:, :, None]  # (images, neurons, 1 time bin)
     asm = NeuronRecordingAssembly(values, dims=["presentation", "neuroid", "time_bin"], coords={

@@ -160,12 +160,15 @@ def fig_learning(runs: list[str], out):
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     train = logs.assign(acc_smooth=logs.groupby("run").acc.transform(lambda s: s.rolling(20, min_periods=1).mean()))
-    sns.lineplot(data=train, x="examples", y="acc_smooth", hue="rule", errorbar=("sd"), ax=axes[0])
+    rules = [r for r in RULE_ORDER if r in set(train.rule)] + sorted(set(train.rule) - set(RULE_ORDER))
+    palette = dict(zip(rules, sns.color_palette(n_colors=len(rules))))  # one colour per rule in both panels
+    sns.lineplot(data=train, x="examples", y="acc_smooth", hue="rule", hue_order=rules, palette=palette, errorbar="sd", ax=axes[0])
     axes[0].set_ylabel("training accuracy (running mean)")
     noisy = train[train.perturbations > 0]
     if len(noisy):
-        sns.lineplot(data=noisy, x="perturbations", y="acc_smooth", hue="rule", errorbar=("sd"), ax=axes[1])
+        sns.lineplot(data=noisy, x="perturbations", y="acc_smooth", hue="rule", palette=palette, errorbar="sd", ax=axes[1])
         axes[1].set_xscale("log")
+        axes[1].set_ylabel("training accuracy (running mean)")
     axes[0].set_title("accuracy vs examples seen")
     axes[1].set_title("accuracy vs perturbations spent")
     finals = logs.dropna(subset=["test_acc"]).groupby("run").tail(1) if "test_acc" in logs else logs.iloc[0:0]
