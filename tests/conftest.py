@@ -6,6 +6,8 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "NMNC_DATA_ROOT" not in os.environ and SHARED.exists():
     os.environ["NMNC_DATA_ROOT"] = str(SHARED)
+if os.environ.get("NMNC_DATA_ROOT"):  # absolute, so subprocesses started elsewhere find the data too
+    os.environ["NMNC_DATA_ROOT"] = str(Path(os.environ["NMNC_DATA_ROOT"]).expanduser().resolve())
 os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
 
 
