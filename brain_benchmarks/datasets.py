@@ -12,7 +12,7 @@ from nmnc.data import cache_dir, data_root
 from nmnc.data.download import fetch
 from nmnc.errors import DataError
 
-from .stimuli import Stimuli, from_arrays, from_zip
+from .stimuli import from_arrays, from_zip
 
 KRIEGESKORTE_FILE = "kriegeskorte2008_92images/Kriegeskorte_Neuron2008_supplementalData.mat"
 KRIEGESKORTE_URL = os.environ.get(

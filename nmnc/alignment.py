@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .dimension import participation_ratio, twonn
 from .perturb import frozen_norm

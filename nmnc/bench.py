@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import resource
 import sys
@@ -26,7 +25,6 @@ def _peak_mb() -> float:
 
 def _loader_speed(data_root, batch_size: int, batches: int) -> dict:
     from .data import load_dataset
-    from .data.splits import step_generator
 
     data = load_dataset("cifar10", data_root)
     g = torch.Generator().manual_seed(0)

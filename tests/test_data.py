@@ -1,6 +1,5 @@
 import hashlib
 import http.server
-import io
 import socket
 import threading
 import zipfile

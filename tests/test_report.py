@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from brain_benchmarks.report import build, main as report_main
-from brain_benchmarks.results import COLUMNS, append_rows
+from brain_benchmarks.results import append_rows
 from nmnc.errors import run_cli
 
 

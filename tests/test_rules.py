@@ -144,7 +144,6 @@ def test_nmnc_training_resumes_exactly_with_manifold_state(tmp_path, data_root):
     args = ["--rule", "nmnc", "--train-examples", "320", "--batch-size", "32", "--steps", "12", "--quiet",
             "--set", "width=0.25", "P=2", "k=4", "refresh=5", "buffer=64", "ckpt_every=4", "eval_every=12", "eval_examples=100"]
     assert run_cli(main, ["--out", str(tmp_path / "a"), *args]) == 0
-    from nmnc.config import TrainConfig, build_config
     from nmnc.trainer import Run, config_from_checkpoint
 
     ck = load_checkpoint(tmp_path / "a")
