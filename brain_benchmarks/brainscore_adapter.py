@@ -163,8 +163,10 @@ def recording_assembly(responses: np.ndarray, stimuli, region: str, folder):
         "neuroid_id": ("neuroid", [f"n{j}" for j in range(values.shape[1])]), "region": ("neuroid", [region] * values.shape[1]),
         "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])})
     asm = asm.squeeze("time_bin")  # static responses; the time bin stays as scalar coordinates, as in Brain-Score's data
-    asm.attrs["stimulus_set"] = stimulus_set(paths, ids, f"nmnc-{stimuli.name}-{stimuli.digest}")
-    asm.attrs["stimulus_set_identifier"] = f"nmnc-{stimuli.name}-{stimuli.digest}"
+    # Brain-Score caches activations by stimulus-set identifier: it names the content and our file layout (v2)
+    ident = f"nmnc-{stimuli.name}-{stimuli.digest}-v2"
+    asm.attrs["stimulus_set"] = stimulus_set(paths, ids, ident)
+    asm.attrs["stimulus_set_identifier"] = ident
     return asm
 
 
