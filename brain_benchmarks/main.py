@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from nmnc.checkpoint import load_checkpoint
 from nmnc.config import TrainConfig, build_config
 from nmnc.errors import NmncError, run_cli
 from nmnc.rules import RULES
-from nmnc.trainer import Run, config_from_checkpoint
+from nmnc.data.paths import atomic_write_text
+from nmnc.trainer import train_or_resume
 
 from .models import resolve_model
 from .report import build as build_report
@@ -45,21 +44,6 @@ def stage(msg: str) -> None:
     print(f"\n== {msg}", file=sys.stderr, flush=True)
 
 
-def train_or_resume(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Skip a finished run, resume an interrupted one, else start fresh; returns the run folder."""
-    path = Path(cfg.out) / "checkpoint.pt"
-    if path.exists():
-        ckpt = load_checkpoint(path)
-        if ckpt["step"] >= ckpt["total_steps"]:
-            print(f"{cfg.out}: finished earlier (step {ckpt['step']}), skipped", file=sys.stderr)
-            return Path(cfg.out)
-        print(f"{cfg.out}: resuming at step {ckpt['step']}", file=sys.stderr)
-        Run(config_from_checkpoint(ckpt, out=cfg.out, data_root=cfg.data_root), resume_from=ckpt, progress=progress).train()
-    else:
-        Run(cfg, progress=progress).train()
-    return Path(cfg.out)
-
-
 def scored(results: Path) -> set:
     if not results.exists():
         return set()
@@ -72,9 +56,7 @@ def done(folder: Path) -> bool:
 
 
 def mark_done(folder: Path, info: dict) -> None:
-    tmp = folder / f".done.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, folder / "done.json")
+    atomic_write_text(folder / "done.json", json.dumps(info))
 
 
 def run_pipeline(budget: str, data_root=None, runs_dir="runs/main", reports_dir="reports", rules=("bp", "vnc", "nmnc"),

@@ -11,7 +11,6 @@ import argparse
 import base64
 import html
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from nmnc.checkpoint import code_version
+from nmnc.data.paths import atomic_write_text
 from nmnc.errors import NmncError, run_cli
 from nmnc.plots import save, setup
 
@@ -239,9 +239,7 @@ def img_tag(path: Path) -> str:
 
 
 def write(out: Path, name: str, text: str) -> None:
-    tmp = out / f".{name}.{os.getpid()}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, out / name)
+    atomic_write_text(out / name, text)
 
 
 def build(results: str, runs: list[str], analyses: list[str], out: str, data_root=None, title: str = "nmnc comparison report") -> Path:
@@ -263,7 +261,7 @@ def build(results: str, runs: list[str], analyses: list[str], out: str, data_roo
     prov = provenance(df, runs, data_root)
     cv = code_version()
     stamp = time.strftime("%Y-%m-%d %H:%M")
-    summary.to_csv(out / "summary.csv", index=False)
+    write(out, "summary.csv", summary.to_csv(index=False))
     # markdown
     md = [f"# {title}", "", f"Generated {stamp} from `{results}` ({len(df)} rows); code {cv['git_sha'] or 'unknown'}"
           f"{' (dirty)' if cv['git_dirty'] else ''}.", "", "## Summary: committed-layer scores",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import torch
@@ -15,7 +14,9 @@ import torch
 from nmnc.checkpoint import load_checkpoint, weights_hash
 from nmnc.data.download import file_hash
 from nmnc.errors import run_cli
-from nmnc.train import main as train_main
+from nmnc.data.paths import atomic_write_text
+from nmnc.train import config_from_args, parser
+from nmnc.trainer import train_or_resume
 
 from .registry import checkpoint_path, get, zoo_dir
 
@@ -25,20 +26,13 @@ def build(name: str, gpu: bool | None = None, data_root: str | None = None, extr
     gpu = torch.cuda.is_available() if gpu is None else gpu
     recipe = list(e.gpu_recipe if gpu else e.cpu_recipe) + list(extra or [])
     out = zoo_dir() / name
-    args = recipe + ["--out", str(out), "--quiet"] + (["--data-root", data_root] if data_root else [])
-    if checkpoint_path(name).exists():
-        ck = load_checkpoint(checkpoint_path(name))
-        if ck["step"] < ck["total_steps"]:
-            train_main(["--resume", str(out), "--quiet"] + (["--data-root", data_root] if data_root else []))
-    else:
-        train_main(args)
+    args = recipe + ["--out", str(out)] + (["--data-root", data_root] if data_root else [])
+    train_or_resume(config_from_args(parser().parse_args(args)))
     ck = load_checkpoint(checkpoint_path(name))
     test_acc = next((m["test_acc"] for m in reversed(ck["metrics"]) if "test_acc" in m), None)
     rec = {"name": name, "identifier": f"{name}-{weights_hash(ck['model_state'])}", "arch": e.arch, "rule": e.rule,
            "recipe": recipe, "gpu": gpu, "test_acc": test_acc, "steps": ck["step"], "sha256": file_hash(checkpoint_path(name))}
-    tmp = out / f".entry.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(rec, indent=1))
-    os.replace(tmp, out / "entry.json")
+    atomic_write_text(out / "entry.json", json.dumps(rec, indent=1))
     return rec
 
 

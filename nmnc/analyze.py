@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 from .alignment import layer_alignment
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .data import load_dataset
+from .data.paths import atomic_write_text
 from .dimension import participation_ratio, power_law, twonn
 from .errors import NmncError, run_cli
 from .models import MODELS, build_model
@@ -27,9 +27,7 @@ from .plots import save, setup
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, df.to_csv(index=False))
 
 
 def held_out(data, images: int, seed: int = 0) -> torch.Tensor:
@@ -125,7 +123,7 @@ def plot_alignment(alignment: pd.DataFrame, dimension: pd.DataFrame, out: Path) 
 
 def width_sweep(args) -> int:
     from .config import TrainConfig, build_config
-    from .trainer import Run
+    from .trainer import train_or_resume
 
     widths = [float(w) for w in args.widths.split(",")]
     ckpts = args.checkpoints.split(",") if args.checkpoints else [None] * len(widths)
@@ -136,21 +134,11 @@ def width_sweep(args) -> int:
     rows, x = [], None
     for width, path in zip(widths, ckpts):
         if path is None:
-            run_dir = out / "runs" / f"{args.model}_w{width:g}"
-            if (run_dir / "checkpoint.pt").exists() and load_checkpoint(run_dir)["step"] >= args.steps:
-                path = run_dir  # finished earlier
-            else:
-                cfg = build_config(TrainConfig(model=args.model, rule="bp", data_root=args.data_root, steps=args.steps,
-                                               train_examples=args.train_examples, seed=args.seed, out=str(run_dir)),
-                                   {"width": str(width), "eval_every": str(args.steps)})
-                if (run_dir / "checkpoint.pt").exists():
-                    from .trainer import config_from_checkpoint
-
-                    ck = load_checkpoint(run_dir)
-                    Run(config_from_checkpoint(ck, out=str(run_dir), data_root=args.data_root), resume_from=ck).train()
-                else:
-                    Run(cfg).train()
-                path = run_dir
+            cfg = build_config(TrainConfig(model=args.model, rule="bp", data_root=args.data_root, steps=args.steps,
+                                           train_examples=args.train_examples, seed=args.seed,
+                                           out=str(out / "runs" / f"{args.model}_w{width:g}")),
+                               {"width": str(width), "eval_every": str(args.steps)})
+            path = train_or_resume(cfg)
         ckpt = load_checkpoint(path)
         if abs(ckpt["model"]["settings"]["width"] - width) > 1e-9:
             raise NmncError(f"checkpoint {path} has width {ckpt['model']['settings']['width']}, expected {width}")

@@ -10,7 +10,6 @@ the batch), alpha (share of the true gradient on the manifold) and chance k/n.
 from __future__ import annotations
 
 import math
-import os
 
 import pandas as pd
 import torch
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .data import load_dataset
+from .data.paths import atomic_write_text
 from .manifold import Manifold
 from .models import MODELS, build_model
 from .perturb import correlate, output_error
@@ -111,9 +111,7 @@ def run(args) -> None:
     rows = table(trained, data, Ps, ks, args.batch, args.manifold_images, args.sigma, "trained", not args.uncentered)
     rows += table(init, data, Ps, ks, args.batch, args.manifold_images, args.sigma, "init", not args.uncentered)
     df = pd.DataFrame(rows)
-    tmp = f"{args.out}.{os.getpid()}.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, df.to_csv(index=False))
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print()

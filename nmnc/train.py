@@ -53,6 +53,19 @@ def list_all() -> str:
     return "\n".join(lines)
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run configuration the flags describe (validated; unknown names and keys are errors)."""
+    if not args.out:
+        raise NmncError("--out DIR is required (the run folder for checkpoint.pt and metrics.jsonl)")
+    for reg, name in ((MODELS, args.model), (RULES, args.rule), (DATASETS, args.dataset)):
+        reg.get(name)
+    base = TrainConfig(model=args.model, rule=args.rule, dataset=args.dataset, data_root=args.data_root,
+                       download=args.download, train_examples=args.train_examples, steps=args.steps or 0,
+                       epochs=args.epochs or TrainConfig.epochs, batch_size=args.batch_size, lr=args.lr,
+                       seed=args.seed, augment=not args.no_augment, out=args.out)
+    return build_config(base, parse_sets(args.set))
+
+
 def main(argv=None) -> int:
     from .trainer import Run, config_from_checkpoint
     from .checkpoint import load_checkpoint
@@ -74,18 +87,9 @@ def main(argv=None) -> int:
         run = Run(config_from_checkpoint(ckpt, **changes), resume_from=ckpt, progress=progress)
         print(f"resuming {args.resume} at step {run.step} of {run.total_steps}", file=sys.stderr)
     else:
-        if not args.out:
-            raise NmncError("--out DIR is required (the run folder for checkpoint.pt and metrics.jsonl)")
-        if (Path(args.out) / "checkpoint.pt").exists():
+        if args.out and (Path(args.out) / "checkpoint.pt").exists():
             raise NmncError(f"{args.out} already holds a run; pass --resume {args.out} to continue it, or choose another --out")
-        for reg, name in ((MODELS, args.model), (RULES, args.rule), (DATASETS, args.dataset)):
-            reg.get(name)
-        base = TrainConfig(model=args.model, rule=args.rule, dataset=args.dataset, data_root=args.data_root,
-                           download=args.download, train_examples=args.train_examples, steps=args.steps or 0,
-                           epochs=args.epochs or TrainConfig.epochs, batch_size=args.batch_size, lr=args.lr,
-                           seed=args.seed, augment=not args.no_augment, out=args.out)
-        cfg = build_config(base, parse_sets(args.set))
-        run = Run(cfg, progress=progress)
+        run = Run(config_from_args(args), progress=progress)
     summary = run.train()
     print(json.dumps(summary))
     if summary["test_acc"] is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,6 +15,7 @@ from tqdm.auto import tqdm
 from .checkpoint import code_version, load_checkpoint, package_versions, save_checkpoint
 from .config import TrainConfig, check
 from .data import load_dataset
+from .data.paths import atomic_write_text
 from .data.splits import balanced_subset, step_generator
 from .errors import NmncError, TrainingDiverged
 from .models import MODELS, build_model
@@ -67,6 +67,7 @@ class Run:
         self.step, self.examples, self.perturbations = 0, 0, 0
         self.metrics: list[dict] = []
         self.elapsed = 0.0
+        self.saved_step: int | None = None  # step of the last checkpoint this run wrote or resumed from
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -101,8 +102,8 @@ class Run:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the summary."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        self._write_json("run.json", {"model": cfg.model, "rule": cfg.rule, "seed": cfg.seed, "dataset": cfg.dataset,
-                                      "total_steps": self.total_steps, "config": dataclasses.asdict(cfg)})
+        atomic_write_text(self.out / "run.json", json.dumps({"model": cfg.model, "rule": cfg.rule, "seed": cfg.seed, "dataset": cfg.dataset,
+                                      "total_steps": self.total_steps, "config": dataclasses.asdict(cfg)}, indent=1))
         self._rewrite_log()
         stop = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{cfg.rule}/{cfg.model}", unit="step",
@@ -120,7 +121,8 @@ class Run:
                 if not math.isfinite(loss):
                     bar.close()
                     kept = self.out / "checkpoint.pt"
-                    where = f"the last good checkpoint ({kept}, step {self._ckpt_step()}) is kept" if kept.exists() else "no checkpoint had been written yet"
+                    where = (f"the last good checkpoint ({kept}, step {self.saved_step}) is kept" if self.saved_step is not None
+                             else "no checkpoint had been written yet")
                     raise TrainingDiverged(f"loss became {loss} at step {self.step}; stopped without updating; {where}; lower --lr (now {cfg.lr}) or set grad_clip")
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -173,12 +175,6 @@ class Run:
                 "checkpoint": str(self.out / "checkpoint.pt"), "train_seconds": self.elapsed}
 
     # ---- checkpoints ------------------------------------------------------------------------
-    def _ckpt_step(self):
-        try:
-            return load_checkpoint(self.out / "checkpoint.pt").get("step")
-        except NmncError:
-            return "?"
-
     def save(self) -> Path:
         cfg = self.cfg
         rng = {"torch": torch.get_rng_state()}
@@ -202,7 +198,9 @@ class Run:
             "provenance": {**code_version(), "packages": package_versions(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                            "device": str(self.device)},
         }
-        return save_checkpoint(self.out / "checkpoint.pt", payload)
+        path = save_checkpoint(self.out / "checkpoint.pt", payload)
+        self.saved_step = self.step
+        return path
 
     def _restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model_state"])
@@ -215,17 +213,11 @@ class Run:
         self.step, self.examples = ckpt["step"], ckpt["examples"]
         self.perturbations, self.elapsed = ckpt["perturbations"], ckpt.get("elapsed", 0.0)
         self.metrics = list(ckpt["metrics"])
-
-    def _write_json(self, name: str, obj: dict) -> None:
-        tmp = self.out / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(obj, indent=1))
-        os.replace(tmp, self.out / name)
+        self.saved_step = self.step
 
     def _rewrite_log(self) -> None:
         """The log on disk always matches the metrics the run holds (drops rows after a crash)."""
-        tmp = self.out / f".metrics.jsonl.{os.getpid()}.tmp"
-        tmp.write_text("".join(json.dumps(m) + "\n" for m in self.metrics))
-        os.replace(tmp, self.out / "metrics.jsonl")
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics))
 
 
 def config_from_checkpoint(ckpt: dict, **changes) -> TrainConfig:
@@ -237,6 +229,23 @@ def config_from_checkpoint(ckpt: dict, **changes) -> TrainConfig:
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """Train a fresh run described by ``cfg``."""
     return Run(cfg, progress=progress).train()
+
+
+def train_or_resume(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Skip a finished run in ``cfg.out``, resume an interrupted one, else start fresh; returns the run folder."""
+    import sys
+
+    out = Path(cfg.out)
+    if (out / "checkpoint.pt").exists():
+        ckpt = load_checkpoint(out / "checkpoint.pt")
+        if ckpt["step"] >= ckpt["total_steps"]:
+            print(f"{out}: finished earlier (step {ckpt['step']}), skipped", file=sys.stderr)
+            return out
+        print(f"{out}: resuming at step {ckpt['step']}", file=sys.stderr)
+        Run(config_from_checkpoint(ckpt, out=str(out), data_root=cfg.data_root), resume_from=ckpt, progress=progress).train()
+    else:
+        Run(cfg, progress=progress).train()
+    return out
 
 
 def resume(out: str | Path, progress: bool = True, **changes) -> dict:

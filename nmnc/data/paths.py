@@ -22,6 +22,11 @@ def data_root(flag: str | os.PathLike | None = None) -> Path:
     return cache_dir() / "data"
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write via a temporary file in the same folder and an atomic rename: readers never see half a file."""
+    atomic_write_bytes(Path(path), text.encode())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
