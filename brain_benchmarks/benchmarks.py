@@ -63,11 +63,10 @@ class RSABenchmark:
     def sets(self):
         return [("all", self.stimuli)]
 
-    def _one(self, model_rdm, idx, layer, committed, extra=None) -> Row:
+    def _one(self, model_rdm, idx, layer, committed, nc, extra=None) -> Row:
         m, b = rsa.subset(model_rdm, idx), rsa.subset(self.rdms, idx)
         raw = rsa.compare(m, b, self.method)
         lo, hi = rsa.bootstrap(m, b, self.method, self.n_boot)
-        nc = rsa.noise_ceiling(b, self.method)
         return Row(self.id, self.version, layer, committed, raw, lo, hi, nc[1] if nc else None, len(idx),
                    {"method": self.method, **({"ceiling_low": nc[0]} if nc else {}), **(extra or {})})
 
@@ -75,10 +74,13 @@ class RSABenchmark:
         feats = features["all"]
         rdms = {layer: rsa.model_rdm(f) for layer, f in feats.items()}
         N = len(self.stimuli)
-        rows = [self._one(r, np.arange(N), layer, False) for layer, r in rdms.items()]
+        ceiling = lambda idx: rsa.noise_ceiling(rsa.subset(self.rdms, idx), self.method)  # noqa: E731
+        everything = np.arange(N)
+        nc_all = ceiling(everything)
+        rows = [self._one(r, everything, layer, False, nc_all) for layer, r in rdms.items()]
         a, b = halves(N)
         pick = max(rdms, key=lambda layer: rsa.compare(rsa.subset(rdms[layer], a), rsa.subset(self.rdms, a), self.method))
-        rows.append(self._one(rdms[pick], b, pick, True, {"selected_on": f"{len(a)} stimuli"}))
+        rows.append(self._one(rdms[pick], b, pick, True, ceiling(b), {"selected_on": f"{len(a)} stimuli"}))
         return rows
 
 

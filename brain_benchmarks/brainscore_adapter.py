@@ -102,13 +102,6 @@ def model_commitment(identifier: str, net, layers: list[str], input_size: int, m
     return ModelCommitment(identifier=identifier, activations_model=wrapper, layers=list(layers), region_layer_map=dict(region_layer_map))
 
 
-def default_region_layer_map(layers: list[str], committed: dict | None = None) -> dict:
-    """Our committed layers where known (V4, IT, ...); the rest spread over the hidden layers."""
-    n = len(layers)
-    guess = {"V1": layers[0], "V2": layers[min(1, n - 1)], "V4": layers[n // 2], "IT": layers[-1]}
-    return {**guess, **(committed or {})}
-
-
 def register_model(identifier: str, factory) -> str:
     bs = _patched()
     bs.model_registry[identifier] = factory
@@ -118,7 +111,7 @@ def register_model(identifier: str, factory) -> str:
 
 def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
     """Register a zoo model into brainscore_vision's registry in this process; returns its identifier."""
-    from model_zoo.registry import identifier as zoo_identifier, weights
+    from model_zoo.registry import identifier as zoo_identifier, region_layer_map as zoo_region_map, weights
     from nmnc.checkpoint import load_checkpoint, model_from_checkpoint
 
     ident = zoo_identifier(name)
@@ -129,7 +122,7 @@ def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
         layers = list(net.hidden_layers)
         d = ckpt["data"]
         return model_commitment(ident, net, layers, d["input_size"], d["mean"], d["std"],
-                                default_region_layer_map(layers, region_layer_map))
+                                zoo_region_map(layers, region_layer_map))
 
     return register_model(ident, factory)
 

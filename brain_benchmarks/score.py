@@ -63,7 +63,9 @@ def score_model(model_spec: str, benchmarks: list[str], data_root=None, download
 
 def _public_row(model, spec: str, t0: float) -> dict:
     """A public Brain-Score benchmark through a ModelCommitment of this model (registered in-process)."""
-    from .brainscore_adapter import default_region_layer_map, missing_public_files, model_commitment, register_model, score_public
+    from model_zoo.registry import region_layer_map
+
+    from .brainscore_adapter import missing_public_files, model_commitment, register_model, score_public
 
     if missing_public_files(spec):
         score_public(spec, "")  # raises the one-line error naming the files
@@ -71,7 +73,7 @@ def _public_row(model, spec: str, t0: float) -> dict:
         raise NmncError(f"{spec} needs a network; 'pixels' has no layers to commit")
     ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}"
     register_model(ident, lambda: model_commitment(ident, model.net, model.layers, model.input_size, model.mean, model.std,
-                                                   default_region_layer_map(model.layers)))
+                                                   region_layer_map(model.layers)))
     s = score_public(spec, ident)
     err = s.attrs.get("error")
     v = float(s.values) if s.size == 1 else float(s.sel(aggregation="center"))
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--list-models", action="store_true")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    resolver = _zoo_resolver()
+    from model_zoo.registry import list_lines, resolve as resolver
     if args.list_benchmarks:
         for name in BENCHMARKS.names():
             print(f"{name:34s} {BENCHMARKS.get(name).help}")
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
         for arch in MODELS.names():
             print(f"random:{arch:14s} {arch} at initialisation (seed 0; random:{arch}@S for seed S)")
         print("<path>                an nmnc checkpoint file or run folder")
-        for line in _zoo_lines():
+        for line in list_lines():
             print(line)
         return 0
     if not args.model:
@@ -132,20 +134,6 @@ def main(argv=None) -> int:
     return 0
 
 
-def _zoo_resolver():
-    try:
-        from model_zoo.registry import resolve  # noqa: PLC0415
-    except ImportError:
-        return None
-    return resolve
-
-
-def _zoo_lines():
-    try:
-        from model_zoo.registry import list_lines  # noqa: PLC0415
-    except ImportError:
-        return []
-    return list_lines()
 
 
 if __name__ == "__main__":

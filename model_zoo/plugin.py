@@ -24,7 +24,7 @@ from nmnc.checkpoint import FORMAT, VERSION, load_checkpoint, model_from_checkpo
 from nmnc.data.download import file_hash
 from nmnc.errors import NmncError, run_cli
 
-from .registry import identifier as zoo_identifier, weights
+from .registry import identifier as zoo_identifier, region_layer_map, weights
 
 MAX_ZIP = 50 * 2**20  # Brain-Score's submission limit
 REGION_BENCHMARKS = {"V1": "FreemanZiemba2013public.V1-pls", "V2": "FreemanZiemba2013public.V2-pls",
@@ -153,8 +153,7 @@ def write_plugin(name: str, out: str | Path, weights_url: str | None = None, res
     from nmnc.checkpoint import weights_hash
 
     committed = committed_layers(results, weights_hash(ckpt["model_state"]))
-    n = len(layers)
-    region_map = {"V1": layers[0], "V2": layers[min(1, n - 1)], "V4": layers[n // 2], "IT": layers[-1], **committed}
+    region_map = region_layer_map(layers, committed)
     source = (f"committed layers from {results} for {', '.join(sorted(committed))}" if committed else "no scores given") + \
              (f"; spread over the hidden layers for {', '.join(sorted(set(region_map) - set(committed)))}" if set(region_map) - set(committed) else "")
     out = Path(out)

@@ -81,6 +81,13 @@ def identifier(name: str) -> str:
     return f"{name}-{weights_hash(load_checkpoint(weights(name))['model_state'])}"
 
 
+def region_layer_map(layers: list[str], committed: dict | None = None) -> dict:
+    """Region -> layer for Brain-Score: our committed layers where known, the rest spread over the hidden layers."""
+    n = len(layers)
+    spread = {"V1": layers[0], "V2": layers[min(1, n - 1)], "V4": layers[n // 2], "IT": layers[-1]}
+    return {**spread, **(committed or {})}
+
+
 def resolve(spec: str):
     """Scoring hook: a zoo name becomes its checkpoint path; anything else is left alone (None)."""
     return weights(spec) if spec in ZOO else None

@@ -18,17 +18,12 @@ import math
 
 import torch
 
+from .dimension import spectrum_pr
 from .errors import NmncError, UnknownNameError
 
 ESTIMATORS = ("pca", "ema", "oja")
 SPACES = ("map", "channel")
 K_RULES = ("fixed", "variance", "pr")
-
-
-def participation_ratio(eigenvalues: torch.Tensor) -> float:
-    """(sum lambda)^2 / sum lambda^2 of a covariance spectrum."""
-    lam = eigenvalues.clamp_min(0).double()
-    return float(lam.sum() ** 2 / (lam ** 2).sum().clamp_min(1e-300))
 
 
 class Manifold:
@@ -142,7 +137,7 @@ class Manifold:
             if C is not None:
                 evals, evecs = torch.linalg.eigh(C)
                 lam, V = evals.flip(0).clamp_min(0), evecs.flip(1)
-                self.pr = participation_ratio(lam)
+                self.pr = spectrum_pr(lam)
                 var_total = float(lam.sum())
             else:  # Sanger: orthonormalise the learned rows; variances from the latest projections
                 V = torch.linalg.qr(self.W.T)[0]
