@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nmnc.data import cache_dir
-from nmnc.taps import record
+from nmnc.engine.taps import record
 
 from .models import ScoredModel
 from .stimuli import Stimuli

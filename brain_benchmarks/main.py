@@ -22,8 +22,8 @@ import pandas as pd
 from nmnc.config import TrainConfig, build_config
 from nmnc.errors import NmncError, run_cli
 from nmnc.rules import RULES
-from nmnc.data.paths import atomic_write_text
-from nmnc.trainer import train_or_resume
+from nmnc.io import atomic_write_text
+from nmnc.training.trainer import train_or_resume
 
 from .models import resolve_model
 from .report import build as build_report

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from nmnc.checkpoint import code_version
-from nmnc.data.paths import atomic_write_text
+from nmnc.io import atomic_write_text
 from nmnc.errors import NmncError, run_cli
 from nmnc.plots import save, setup
 

@@ -14,9 +14,9 @@ import torch
 from nmnc.checkpoint import load_checkpoint, weights_hash
 from nmnc.data.download import file_hash
 from nmnc.errors import run_cli
-from nmnc.data.paths import atomic_write_text
+from nmnc.io import atomic_write_text
 from nmnc.train import config_from_args, parser
-from nmnc.trainer import train_or_resume
+from nmnc.training.trainer import train_or_resume
 
 from .registry import checkpoint_path, get, zoo_dir
 

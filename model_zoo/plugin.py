@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from nmnc.checkpoint import FORMAT, VERSION, load_checkpoint, model_from_checkpoint
+from nmnc.io import atomic_path
 from nmnc.data.download import file_hash
 from nmnc.errors import NmncError, run_cli
 
@@ -177,12 +178,10 @@ def write_plugin(name: str, out: str | Path, weights_url: str | None = None, res
     if bundle_weights:
         shutil.copy(wfile, folder / "weights.pt")
     zpath = out / f"{folder.name}.zip"
-    tmp = zpath.with_suffix(f".{os.getpid()}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(zpath) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(folder.rglob("*")):
             if f.is_file() and "__pycache__" not in f.parts:
                 zf.write(f, f.relative_to(out))
-    os.replace(tmp, zpath)
     if zpath.stat().st_size > MAX_ZIP:
         raise NmncError(f"{zpath} is {zpath.stat().st_size / 2**20:.1f} MB, over Brain-Score's 50 MB limit; "
                         f"leave out --bundle-weights and publish {wfile} at --weights-url")

@@ -24,8 +24,9 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, hint: str = ""):
         self.kind = kind
+        self.hint = hint or f"run 'python -m nmnc.train --list' to see all {kind}s"
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str, settings: type, help: str = ""):
@@ -41,11 +42,18 @@ class Registry:
 
     def get(self, name: str) -> Entry:
         if name not in self._entries:
-            raise UnknownNameError(self.kind, name, self._entries, f"run 'python -m nmnc.train --list' to see all {self.kind}s")
+            raise UnknownNameError(self.kind, name, self._entries, self.hint)
         return self._entries[name]
 
     def names(self, pattern: str = "*") -> list[str]:
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def add(self, name: str, obj: Any, help: str = "") -> Any:
+        """Register a ready-made object (a recipe, an experiment) under ``name``."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} '{name}' registered twice")
+        self._entries[name] = Entry(name, obj, type(obj), help)
+        return obj
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
@@ -55,33 +63,48 @@ class Registry:
         return apply_overrides(self.get(name).settings(), overrides or {}, f"{self.kind} '{name}' setting")
 
 
+def _scalar(value: str, like: Any) -> Any:
+    """Parse one string as the type of ``like`` (bool, int, float, str, or a guess for None)."""
+    if isinstance(like, bool):
+        low = value.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    if like is None:
+        for cast in (int, float):
+            try:
+                return cast(value)
+            except ValueError:
+                pass
+        return None if value.lower() == "none" else value
+    return value
+
+
 def _coerce(value: Any, default: Any, key: str) -> Any:
+    """A ``--set`` string parsed as the type of the default; lists are comma-separated."""
     from .errors import NmncError
 
+    if isinstance(default, (tuple, list)):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        like = default[0] if default else None
+        try:
+            return tuple(_scalar(v.strip(), like) if isinstance(v, str) else v for v in items if str(v).strip())
+        except ValueError:
+            kind = type(like).__name__ if like is not None else "value"
+            example = ",".join(str(v) for v in default) or "1,2"
+            raise NmncError(f"setting {key}={value!r} is not a comma-separated list of {kind}; give e.g. {key}={example}") from None
     if not isinstance(value, str):
         return value
     try:
-        if isinstance(default, bool):
-            low = value.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if default is None:
-            for cast in (int, float):
-                try:
-                    return cast(value)
-                except ValueError:
-                    pass
-            return None if value.lower() == "none" else value
+        return _scalar(value, default)
     except ValueError:
         raise NmncError(f"setting {key}={value!r} is not a valid {type(default).__name__}; give e.g. {key}={default}") from None
-    return value
 
 
 def apply_overrides(obj, overrides: dict[str, Any], kind: str):

@@ -1,49 +1,226 @@
-"""Checkpoints: plain tensors and types (``torch.load(weights_only=True)``), written atomically,
-carrying everything needed to rebuild the model and resume the run, plus provenance."""
+"""Checkpoints: the one owner of the checkpoint schema.
+
+A checkpoint is plain tensors and types (``torch.load(weights_only=True)``), written atomically,
+and carries everything needed to rebuild the model and resume the run, plus provenance.
+:func:`assemble` builds the payload; :class:`Checkpoint` reads it through named accessors, so no
+other module indexes raw nested keys.
+
+Keys: ``format``, ``version``, ``model`` (name, settings), ``rule`` (name, settings, state),
+``config``, ``model_state``, ``optimizer_state``, ``scheduler_state``, ``rng``, ``step``,
+``total_steps``, ``examples``, ``perturbations``, ``elapsed``, ``data`` (dataset, source, subset
+size and seed, classes, mean, std, input size, augmentation), ``metrics``, ``provenance``.
+"""
+
 from __future__ import annotations
 
-import os
+import hashlib
 import pickle
 import platform
 import subprocess
+import time
 import zipfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from .errors import CheckpointError
+from .io import atomic_path
 
 FORMAT = "nmnc-checkpoint"
 VERSION = 1
 
 
+def assemble(*, model: str, model_settings: dict, rule: str, rule_settings: dict, rule_state: dict,
+             config: dict, model_state: dict, data: dict, metrics: list, step: int, total_steps: int,
+             examples: int = 0, perturbations: int = 0, elapsed: float = 0.0,
+             optimizer_state: dict | None = None, scheduler_state: dict | None = None,
+             rng: dict | None = None, device: str = "cpu") -> dict:
+    """The checkpoint payload (plain types), with provenance added."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {"name": model, "settings": dict(model_settings)},
+        "rule": {"name": rule, "settings": dict(rule_settings), "state": rule_state},
+        "config": dict(config),
+        "model_state": model_state,
+        "optimizer_state": optimizer_state or {},
+        "scheduler_state": scheduler_state or {},
+        "rng": rng or {},
+        "step": step,
+        "total_steps": total_steps,
+        "examples": examples,
+        "perturbations": perturbations,
+        "elapsed": elapsed,
+        "data": data,
+        "metrics": metrics,
+        "provenance": {
+            **code_version(),
+            "packages": package_versions(),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "device": device,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Named, read-only access to a checkpoint payload."""
+
+    payload: dict
+    path: Path | None = None
+
+    # ---- model and rule ---------------------------------------------------------------------
+    @property
+    def arch(self) -> str:
+        return self.payload["model"]["name"]
+
+    @property
+    def model_settings(self) -> dict:
+        return dict(self.payload["model"]["settings"])
+
+    @property
+    def rule(self) -> str:
+        return self.payload["rule"]["name"]
+
+    @property
+    def rule_settings(self) -> dict:
+        return dict(self.payload["rule"].get("settings") or {})
+
+    @property
+    def rule_state(self) -> dict:
+        return self.payload["rule"].get("state") or {}
+
+    @property
+    def model_state(self) -> dict:
+        return self.payload["model_state"]
+
+    @property
+    def weights_hash(self) -> str:
+        return weights_hash(self.model_state)
+
+    # ---- run --------------------------------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        return dict(self.payload["config"])
+
+    @property
+    def seed(self) -> int | None:
+        return self.payload["config"].get("seed")
+
+    @property
+    def step(self) -> int:
+        return int(self.payload["step"])
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.payload["total_steps"])
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.total_steps
+
+    @property
+    def counters(self) -> dict:
+        """Step, examples, perturbations and training seconds (what a resumed run continues)."""
+        p = self.payload
+        return {"step": p["step"], "examples": p["examples"], "perturbations": p["perturbations"],
+                "elapsed": p.get("elapsed", 0.0)}
+
+    @property
+    def metrics(self) -> list[dict]:
+        return list(self.payload["metrics"])
+
+    @property
+    def test_acc(self) -> float | None:
+        """Test accuracy at the last evaluation, if any."""
+        return next((m["test_acc"] for m in reversed(self.metrics) if "test_acc" in m), None)
+
+    @property
+    def optimizer_state(self) -> dict:
+        return self.payload["optimizer_state"]
+
+    @property
+    def scheduler_state(self) -> dict:
+        return self.payload["scheduler_state"]
+
+    @property
+    def rng(self) -> dict:
+        return self.payload["rng"]
+
+    @property
+    def provenance(self) -> dict:
+        return dict(self.payload.get("provenance") or {})
+
+    # ---- data and preprocessing -------------------------------------------------------------
+    @property
+    def dataset(self) -> str:
+        return self.payload["data"]["dataset"]
+
+    @property
+    def input_size(self) -> int:
+        return int(self.payload["data"]["input_size"])
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(self.payload["data"]["mean"])
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(self.payload["data"]["std"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.payload["data"]["classes"])
+
+    # ---- rebuilding -------------------------------------------------------------------------
+    def build_model(self, device="cpu"):
+        """The trained model (eval mode), rebuilt from this checkpoint alone."""
+        model = self.untrained_model(seed=None)
+        try:
+            model.load_state_dict(self.model_state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"{self.path or 'checkpoint'}: its weights do not fit architecture '{self.arch}' "
+                                  f"({first[:160]}); use a checkpoint written by this nmnc") from None
+        return model.to(device).eval()
+
+    def untrained_model(self, seed: int | None = -1):
+        """The same architecture at initialisation (seeded with the run's seed unless given)."""
+        from .models import MODELS, build_model
+
+        if seed == -1:
+            seed = self.seed or 0
+        if seed is not None:
+            torch.manual_seed(seed)
+        return build_model(self.arch, MODELS.settings(self.arch, self.model_settings)).eval()
+
+    def slim(self) -> dict:
+        """What inference needs: architecture, weights and preprocessing; no optimizer or rule state."""
+        d = self.payload["data"]
+        return {"format": FORMAT, "version": VERSION, "model": self.payload["model"], "model_state": self.model_state,
+                "data": {k: d[k] for k in ("mean", "std", "input_size", "classes")}, "rule": {"name": self.rule}}
+
+
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
-    """Write ``payload`` to ``path`` via a temporary file and an atomic rename."""
+    """Write ``payload`` to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load and validate an nmnc checkpoint; a clear CheckpointError for anything else."""
+def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
+    """Load and validate an nmnc checkpoint (file or run folder); a clear CheckpointError otherwise."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; give a checkpoint file or a run folder written by 'python -m nmnc.train --out DIR'")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err):
             raise CheckpointError(f"{path} holds pickled Python objects beyond plain tensors and types, so it was not written by nmnc; give a checkpoint from 'python -m nmnc.train'") from None
@@ -51,33 +228,25 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated, damaged or not a torch file: {first[:160]}); use an intact copy or retrain") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} was not written by nmnc (no '{FORMAT}' marker); give a checkpoint from 'python -m nmnc.train'")
-    if ckpt.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {ckpt['version']}, newer than this nmnc reads ({VERSION}); upgrade nmnc")
-    return ckpt
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {payload['version']}, newer than this nmnc reads ({VERSION}); upgrade nmnc")
+    return Checkpoint(payload, path)
 
 
-def model_from_checkpoint(ckpt: dict | str | Path, device="cpu"):
+def model_from_checkpoint(ckpt: Checkpoint | str | Path, device="cpu"):
     """Rebuild the trained model (in eval mode) from a checkpoint alone."""
-    from .models import MODELS, build_model
-
-    if not isinstance(ckpt, dict):
+    if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)
-    name = ckpt["model"]["name"]
-    settings = MODELS.settings(name, ckpt["model"]["settings"])
-    model = build_model(name, settings)
-    model.load_state_dict(ckpt["model_state"])
-    return model.to(device).eval()
+    return ckpt.build_model(device)
 
 
 def weights_hash(state: dict) -> str:
     """Content hash of a state dict (names, dtypes, bytes): the identity of a trained variant."""
-    import hashlib
-
     h = hashlib.sha256()
     for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
+        t = state[k].detach().cpu().contiguous().reshape(-1)  # 0-dim buffers (BatchNorm's step count) too
         h.update(k.encode())
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -97,6 +266,7 @@ def code_version() -> dict:
 
 
 def package_versions() -> dict:
+    """Versions of the packages that change results (plain strings)."""
     import numpy
     import torchvision
 

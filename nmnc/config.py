@@ -44,31 +44,45 @@ class TrainConfig:
     rule_settings: dict = field(default_factory=dict)
 
 
-TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "rule", "dataset", "out", "model_settings", "rule_settings"}
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {
+    "model", "rule", "dataset", "out", "model_settings", "rule_settings"}
+SCOPES = ("model", "rule", "train")
 
 
-def parse_sets(pairs: list[str]) -> dict[str, str]:
+def parse_sets(pairs: list[str] | tuple[str, ...] | dict) -> dict[str, str]:
+    """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}``; later pairs win; a dict passes through."""
+    if isinstance(pairs, dict):
+        return dict(pairs)
     out = {}
     for pair in pairs:
-        if "=" not in pair:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
             raise NmncError(f"--set expects key=value, got '{pair}'; e.g. --set width=0.5")
-        key, value = pair.split("=", 1)
         out[key.strip()] = value.strip()
     return out
 
 
-def build_config(base: TrainConfig, sets: dict[str, str]) -> TrainConfig:
-    """Route ``--set`` pairs to model, rule or training settings and validate them."""
+def build_config(base: TrainConfig, sets: dict[str, object]) -> TrainConfig:
+    """Route ``--set`` pairs to model, rule or training settings and validate them all.
+
+    A bare key is looked up in the model's settings, then the rule's, then the training
+    settings; ``model.``, ``rule.`` or ``train.`` picks one. Unknown keys and scopes are errors
+    that list the known names and the closest match.
+    """
     model_fields = {f.name for f in dataclasses.fields(MODELS.get(base.model).settings)}
     rule_fields = {f.name for f in dataclasses.fields(RULES.get(base.rule).settings)}
     model_s, rule_s, train_s = dict(base.model_settings), dict(base.rule_settings), {}
     for key, value in sets.items():
         scope, _, name = key.rpartition(".")
+        if scope and scope not in SCOPES:
+            raise UnknownNameError("--set scope", scope, SCOPES, f"write {key.split('.')[-1]}=... or model./rule./train. before it")
         if scope == "model" or (not scope and name in model_fields):
             model_s[name] = value
         elif scope == "rule" or (not scope and name in rule_fields):
             rule_s[name] = value
         elif scope == "train" or (not scope and name in TRAIN_KEYS):
+            if name not in TRAIN_KEYS:
+                raise UnknownNameError("training setting", name, TRAIN_KEYS)
             train_s[name] = value
         else:
             known = sorted(model_fields) + sorted(rule_fields) + sorted(TRAIN_KEYS)
@@ -76,11 +90,14 @@ def build_config(base: TrainConfig, sets: dict[str, str]) -> TrainConfig:
     # validate now so a bad key or value fails before any work
     model_s = dataclasses.asdict(MODELS.settings(base.model, model_s))
     rule_s = dataclasses.asdict(RULES.settings(base.rule, rule_s))
-    cfg = apply_overrides(base, {k: v for k, v in train_s.items() if k in TRAIN_KEYS}, "training setting")
-    return dataclasses.replace(cfg, model_settings=model_s, rule_settings=rule_s)
+    cfg = apply_overrides(base, train_s, "training setting")
+    cfg = dataclasses.replace(cfg, model_settings=model_s, rule_settings=rule_s)
+    check(cfg)
+    return cfg
 
 
 def check(cfg: TrainConfig) -> None:
+    """Refuse settings that cannot train, each with a one-line reason."""
     if cfg.optimizer not in ("sgd", "adam"):
         raise UnknownNameError("optimizer", cfg.optimizer, ["sgd", "adam"])
     if cfg.schedule not in ("cosine", "constant"):
@@ -88,5 +105,34 @@ def check(cfg: TrainConfig) -> None:
     for key in ("batch_size", "ckpt_every", "eval_every"):
         if getattr(cfg, key) < 1:
             raise NmncError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    for key in ("steps", "train_examples", "eval_examples"):
+        if getattr(cfg, key) < 0:
+            raise NmncError(f"{key} must be 0 (the default) or positive, got {getattr(cfg, key)}")
+    if cfg.epochs <= 0:
+        raise NmncError(f"epochs must be positive, got {cfg.epochs}")
     if cfg.lr <= 0:
         raise NmncError(f"lr must be positive, got {cfg.lr}")
+    if cfg.model_settings.get("width", 1) <= 0:
+        raise NmncError(f"width must be positive, got {cfg.model_settings['width']}")
+    for key in ("P", "k"):
+        if key in cfg.rule_settings and cfg.rule_settings[key] < 1:
+            raise NmncError(f"{key} must be at least 1, got {cfg.rule_settings[key]}")
+
+
+def to_json(cfg) -> str:
+    """A config dataclass (possibly nested) as indented JSON: what ``--print-config`` prints."""
+    import json
+    from pathlib import PurePath
+
+    def plain(v):
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, PurePath):
+            return str(v)
+        return v
+
+    return json.dumps(plain(cfg), indent=1)

@@ -1,7 +1,11 @@
 """Command line: ``python -m nmnc.train --model cnn --rule bp --dataset cifar10 --out runs/bp``.
 
-``--list`` shows models, rules and datasets; ``--resume DIR`` continues a killed run.
+``--list`` shows models, rules, datasets and recipes; ``--recipe NAME`` starts from a named
+recipe; ``--resume DIR`` continues a killed run; ``--print-config`` prints the resolved
+configuration as JSON without training. The run folder (``--out DIR``) holds ``checkpoint.pt``,
+``metrics.jsonl`` and ``run.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,39 +14,41 @@ import json
 import sys
 from pathlib import Path
 
+from .cli import entry, parser as make_parser, print_config
 from .config import TrainConfig, build_config, parse_sets
 from .data import DATASETS
-from .errors import NmncError, run_cli
+from .errors import NmncError
 from .models import MODELS
 from .rules import RULES
+from .training import RECIPES, get_recipe
 
 
 def parser() -> argparse.ArgumentParser:
+    """The flags of ``python -m nmnc.train``."""
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m nmnc.train", description="Train a network with a learning rule (bp, vnc, nmnc).")
-    p.add_argument("--model", default=d.model, help=f"architecture (default {d.model})")
+    p = make_parser("python -m nmnc.train", __doc__.split("\n\n")[0],
+                    out="run folder: checkpoint.pt, metrics.jsonl and run.json are written here",
+                    sets="model, rule or training setting, e.g. width=0.5 sigma=0.05 momentum=0.9",
+                    listing="list models, rules, datasets and recipes, then exit")
+    p.add_argument("--model", help=f"architecture (default {d.model}, or the recipe's)")
     p.add_argument("--rule", default=d.rule, help=f"learning rule (default {d.rule})")
-    p.add_argument("--dataset", default=d.dataset, help=f"dataset (default {d.dataset})")
-    p.add_argument("--data-root", help="folder holding the datasets (default: $NMNC_DATA_ROOT, else ~/.cache/nmnc/data)")
+    p.add_argument("--dataset", help=f"dataset (default {d.dataset}, or the recipe's)")
+    p.add_argument("--recipe", help="start from a named recipe (see --list); flags and --set override it")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    p.add_argument("--train-examples", type=int, default=0, metavar="N", help="train on a seeded class-balanced subset of N images")
+    p.add_argument("--train-examples", type=int, metavar="N", help="train on a seeded class-balanced subset of N images")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help="optimizer steps")
     g.add_argument("--epochs", type=float, help=f"epochs over the training set (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-augment", action="store_true", help="turn off random crop and flip")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="model, rule or training setting, e.g. width=0.5 sigma=0.05 momentum=0.9")
-    p.add_argument("--out", help="run folder: checkpoint.pt and metrics.jsonl are written here")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (other flags but --steps/--epochs/--data-root are taken from it)")
-    p.add_argument("--list", action="store_true", help="list models, rules and datasets, then exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def list_all() -> str:
+    """Every registered model, rule, dataset (with their settings) and recipe, one per line."""
     lines = []
     for title, reg in (("models", MODELS), ("rules", RULES), ("datasets", DATASETS)):
         lines.append(f"{title}:")
@@ -50,6 +56,8 @@ def list_all() -> str:
             e = reg.get(name)
             keys = [f"{f.name}={f.default}" for f in dataclasses.fields(e.settings)]
             lines.append(f"  {name:10s} {e.help}" + (f"  [{', '.join(keys)}]" if keys else ""))
+    lines.append("recipes:")
+    lines += [f"  {name:12s} {RECIPES.get(name).help}" for name in RECIPES.names()]
     return "\n".join(lines)
 
 
@@ -57,18 +65,36 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The run configuration the flags describe (validated; unknown names and keys are errors)."""
     if not args.out:
         raise NmncError("--out DIR is required (the run folder for checkpoint.pt and metrics.jsonl)")
-    for reg, name in ((MODELS, args.model), (RULES, args.rule), (DATASETS, args.dataset)):
+    if args.steps is not None and args.steps < 1:
+        raise NmncError(f"--steps must be at least 1, got {args.steps}")
+    if args.train_examples is not None and args.train_examples < 1:
+        raise NmncError(f"--train-examples must be at least 1, got {args.train_examples}")
+    sets: dict = {}
+    base = TrainConfig(rule=args.rule, seed=args.seed, out=args.out, data_root=args.data_root, download=args.download)
+    if args.recipe:
+        recipe = get_recipe(args.recipe)
+        base = dataclasses.replace(base, model=recipe.model, dataset=recipe.dataset)
+        sets = recipe.settings(args.rule)
+    flags = {"model": args.model, "dataset": args.dataset}
+    base = dataclasses.replace(base, **{k: v for k, v in flags.items() if v is not None})
+    for reg, name in ((MODELS, base.model), (RULES, base.rule), (DATASETS, base.dataset)):
         reg.get(name)
-    base = TrainConfig(model=args.model, rule=args.rule, dataset=args.dataset, data_root=args.data_root,
-                       download=args.download, train_examples=args.train_examples, steps=args.steps or 0,
-                       epochs=args.epochs or TrainConfig.epochs, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.seed, augment=not args.no_augment, out=args.out)
-    return build_config(base, parse_sets(args.set))
+    flag_sets = {"train_examples": args.train_examples, "steps": args.steps, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "lr": args.lr}
+    sets.update({k: v for k, v in flag_sets.items() if v is not None})
+    if args.steps is not None:
+        sets["epochs"] = TrainConfig.epochs
+    if args.epochs is not None:
+        sets["steps"] = 0
+    if args.no_augment:
+        sets["augment"] = False
+    return build_config(base, {**sets, **parse_sets(args.sets)})
 
 
 def main(argv=None) -> int:
-    from .trainer import Run, config_from_checkpoint
+    """Train (or resume) one run and print its summary as JSON."""
     from .checkpoint import load_checkpoint
+    from .training import Run, config_from_checkpoint, train
 
     args = parser().parse_args(argv)
     if args.list:
@@ -84,18 +110,22 @@ def main(argv=None) -> int:
             changes.update(epochs=args.epochs, steps=0)
         if args.data_root:
             changes["data_root"] = args.data_root
-        run = Run(config_from_checkpoint(ckpt, **changes), resume_from=ckpt, progress=progress)
+        cfg = config_from_checkpoint(ckpt, **changes)
+        if args.print_config:
+            return print_config(cfg)
+        run = Run(cfg, resume_from=ckpt, progress=progress)
         print(f"resuming {args.resume} at step {run.step} of {run.total_steps}", file=sys.stderr)
+        result = run.train()
     else:
-        if args.out and (Path(args.out) / "checkpoint.pt").exists():
-            raise NmncError(f"{args.out} already holds a run; pass --resume {args.out} to continue it, or choose another --out")
-        run = Run(config_from_args(args), progress=progress)
-    summary = run.train()
-    print(json.dumps(summary))
-    if summary["test_acc"] is not None:
-        print(f"test accuracy: {summary['test_acc']:.4f} after {summary['step']} steps ({summary['examples']} examples)", file=sys.stderr)
+        cfg = config_from_args(args)
+        if args.print_config:
+            return print_config(cfg)
+        result = train(cfg, progress=progress)
+    print(json.dumps(result.to_dict()))
+    if result.test_acc is not None:
+        print(f"test accuracy: {result.test_acc:.4f} after {result.step} steps ({result.examples} examples)", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, prog="nmnc.train"))
+    entry(main, "nmnc.train")

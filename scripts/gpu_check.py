@@ -11,7 +11,7 @@ import time
 import torch
 
 from nmnc.config import TrainConfig, build_config
-from nmnc.trainer import Run
+from nmnc.training.trainer import Run
 
 
 def measure(rule: str, steps: int, warmup: int, batch: int, sets: dict) -> dict:

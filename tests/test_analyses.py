@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 import torch
 
-from nmnc.alignment import layer_alignment
+from nmnc.analysis.alignment import layer_alignment
 from nmnc.analyze import main as analyze_main
-from nmnc.dimension import participation_ratio, power_law, spectrum_pr, twonn
+from nmnc.analysis.dimension import participation_ratio, power_law, spectrum_pr, twonn
 from nmnc.errors import run_cli
 from nmnc.models import build_model
 from nmnc.train import main as train_main

@@ -229,7 +229,7 @@ def test_extraction_cache_follows_weights(tmp_path, monkeypatch, data_root):
     m1 = resolve_model(str(run))
     f1 = np.array(extract(m1, stim, progress=False)["conv2"])
     # train further: new weights, new hash, fresh activations
-    from nmnc.trainer import resume
+    from nmnc.training.trainer import resume
 
     resume(run, progress=False, steps=4)
     m2 = resolve_model(str(run))

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from nmnc.manifold import Manifold
-from nmnc.perturb import correlate
+from nmnc.engine.manifold import Manifold
+from nmnc.engine.perturb import correlate
 
 N, n, n_o = 4000, 64, 10
 
@@ -135,7 +135,7 @@ def test_loss_form_agrees_with_jacobian_form_for_small_sigma():
     W = torch.randn(n_o, n, dtype=torch.float64) / 8
     h = torch.randn(256, n, dtype=torch.float64)
     y = torch.randint(0, n_o, (256,))
-    from nmnc.perturb import output_error
+    from nmnc.engine.perturb import output_error
 
     e = output_error(h @ W.T, y).double()
     xi = 1e-3 * torch.randn(8, 256, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)

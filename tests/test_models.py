@@ -3,7 +3,7 @@ import torch
 
 from nmnc.errors import UnknownNameError
 from nmnc.models import MODELS, build_model
-from nmnc.taps import inject, record
+from nmnc.engine.taps import inject, record
 
 
 @pytest.mark.parametrize("name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 9), ("alexnet", 224, 7)])

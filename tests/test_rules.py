@@ -117,7 +117,7 @@ def test_estimates_point_the_right_way_on_a_real_network():
                 h = model.stage(n)(h)
                 acts[n] = h
             logits = model.stage("fc")(h)
-        from nmnc.perturb import output_error
+        from nmnc.engine.perturb import output_error
 
         rule.observe(acts)
         est = rule.estimate(acts, output_error(logits, y), y, torch.Generator().manual_seed(0))
@@ -139,12 +139,12 @@ def test_bad_rule_settings():
 def test_nmnc_training_resumes_exactly_with_manifold_state(tmp_path, data_root):
     from nmnc.train import main
     from nmnc.errors import run_cli
-    from nmnc.trainer import resume
+    from nmnc.training.trainer import resume
 
     args = ["--rule", "nmnc", "--train-examples", "320", "--batch-size", "32", "--steps", "12", "--quiet",
             "--set", "width=0.25", "P=2", "k=4", "refresh=5", "buffer=64", "ckpt_every=4", "eval_every=12", "eval_examples=100"]
     assert run_cli(main, ["--out", str(tmp_path / "a"), *args]) == 0
-    from nmnc.trainer import Run, config_from_checkpoint
+    from nmnc.training.trainer import Run, config_from_checkpoint
 
     ck = load_checkpoint(tmp_path / "a")
     assert ck["rule"]["state"]["manifolds"]["conv1"]["U"].shape == (4 * 32 * 32, 4)

@@ -11,7 +11,7 @@ import torch
 from nmnc.checkpoint import load_checkpoint, model_from_checkpoint
 from nmnc.errors import CheckpointError, run_cli
 from nmnc.train import main
-from nmnc.trainer import resume
+from nmnc.training.trainer import resume
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--train-examples", "640", "--batch-size", "32", "--steps", "40", "--quiet", "--set", "ckpt_every=5", "eval_every=40", "eval_examples=200"]
@@ -74,7 +74,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, data_root):
 
 
 def test_resume_from_cli_in_process(tmp_path, data_root):
-    from nmnc.trainer import Run, config_from_checkpoint
+    from nmnc.training.trainer import Run, config_from_checkpoint
 
     out = tmp_path / "r"
     assert cli("--out", str(out), *SMALL[:-4], "--set", "ckpt_every=5") == 0  # 40 steps

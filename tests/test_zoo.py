@@ -38,7 +38,7 @@ def test_unknown_and_missing(tmp_path, monkeypatch, capsys):
 
 def test_build_records_identifier_that_follows_weights(zoo, tmp_path):
     from model_zoo.registry import identifier, record
-    from nmnc.trainer import resume
+    from nmnc.training.trainer import resume
 
     rec = record("nmnc_cnn")
     assert rec["identifier"] == identifier("nmnc_cnn") and rec["identifier"].startswith("nmnc_cnn-")

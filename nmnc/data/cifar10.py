@@ -22,6 +22,7 @@ from ..errors import DataError
 from . import DATASETS, ImageData, NoSettings
 from .archive import check_member, safe_extract
 from .download import fetch
+from ..io import atomic_path
 from .paths import cache_dir
 from .splits import TensorSplit
 
@@ -100,10 +101,8 @@ def _cached(source: Path, read):
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt
     (xtr, ytr), (xte, yte) = read()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, xtr=xtr, ytr=ytr, xte=xte, yte=yte)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, xtr=xtr, ytr=ytr, xte=xte, yte=yte)
     return (xtr, ytr), (xte, yte)
 
 

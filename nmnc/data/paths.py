@@ -20,18 +20,3 @@ def data_root(flag: str | os.PathLike | None = None) -> Path:
     if os.environ.get("NMNC_DATA_ROOT"):
         return Path(os.environ["NMNC_DATA_ROOT"]).expanduser()
     return cache_dir() / "data"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temporary file in the same folder and an atomic rename: readers never see half a file."""
-    atomic_write_bytes(Path(path), text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import NmncError, UnknownNameError
-from ..perturb import correlate, correlate_all, forward_passes, frozen_norm, output_error
+from ..engine.perturb import correlate, correlate_all, forward_passes, frozen_norm, output_error
 from . import Rule, StepResult
 
 

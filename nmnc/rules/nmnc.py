@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..manifold import Manifold
+from ..engine.manifold import Manifold
 from . import RULES
 from ._noise import NoiseRule
 

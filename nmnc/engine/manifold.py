@@ -18,8 +18,8 @@ import math
 
 import torch
 
-from .dimension import spectrum_pr
-from .errors import NmncError, UnknownNameError
+from ..analysis.dimension import spectrum_pr
+from ..errors import NmncError, UnknownNameError
 
 ESTIMATORS = ("pca", "ema", "oja")
 SPACES = ("map", "channel")

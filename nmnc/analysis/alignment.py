@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .dimension import participation_ratio, twonn
-from .perturb import frozen_norm
+from ..engine.perturb import frozen_norm
 
 
 def k_grid(n: int, points: int = 24, extra=(8, 32, 128)) -> list[int]:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .errors import UnknownNameError
+from ..errors import UnknownNameError
 
 
 def resolve(model: nn.Module, layers: list[str]) -> dict[str, nn.Module]:

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, model_from_checkpoint
-from .data import load_dataset
-from .data.paths import atomic_write_text
-from .manifold import Manifold
-from .models import MODELS, build_model
-from .perturb import correlate, output_error
+from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..data import load_dataset
+from ..io import atomic_write_text
+from ..engine.manifold import Manifold
+from ..models import MODELS, build_model
+from ..engine.perturb import correlate, output_error
 
 
 def add_parser(sub):

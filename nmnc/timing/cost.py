@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from .models import build_model
-from .perturb import frozen_norm
-from .rules import build_rule
+from ..models import build_model
+from ..engine.perturb import frozen_norm
+from ..rules import build_rule
 
 
 def add_parser(sub):

@@ -12,14 +12,34 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checkpoint import code_version, load_checkpoint, package_versions, save_checkpoint
-from .config import TrainConfig, check
-from .data import load_dataset
-from .data.paths import atomic_write_text
-from .data.splits import balanced_subset, step_generator
-from .errors import NmncError, TrainingDiverged
-from .models import MODELS, build_model
-from .rules import build_rule
+from ..checkpoint import Checkpoint, assemble, load_checkpoint, save_checkpoint
+from ..config import TrainConfig, check
+from ..data import load_dataset
+from ..data.splits import balanced_subset, step_generator
+from ..errors import NmncError, TrainingDiverged
+from ..io import atomic_write_text
+from ..models import MODELS, build_model
+from ..rules import build_rule
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or stopped) run reports."""
+
+    run_dir: Path
+    step: int
+    total_steps: int
+    examples: int
+    perturbations: int
+    test_acc: float | None
+    train_seconds: float
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "run_dir": str(self.run_dir), "checkpoint": str(self.checkpoint)}
 
 
 def pick_device(name: str) -> torch.device:
@@ -33,7 +53,7 @@ def pick_device(name: str) -> torch.device:
 class Run:
     """One training run: builds everything from a TrainConfig, or from a checkpoint to resume."""
 
-    def __init__(self, cfg: TrainConfig, resume_from: dict | None = None, progress: bool = True):
+    def __init__(self, cfg: TrainConfig, resume_from: Checkpoint | None = None, progress: bool = True):
         check(cfg)
         self.cfg, self.progress = cfg, progress
         self.out = Path(cfg.out)
@@ -98,7 +118,7 @@ class Run:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def train(self, stop_after: int | None = None) -> dict:
+    def train(self, stop_after: int | None = None) -> TrainResult:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the summary."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
@@ -168,11 +188,10 @@ class Run:
         self.model.train()
         return {"test_acc": correct / len(idx), "test_loss": total_loss / len(idx)}
 
-    def summary(self) -> dict:
+    def summary(self) -> TrainResult:
         evals = [m for m in self.metrics if "test_acc" in m]
-        return {"step": self.step, "total_steps": self.total_steps, "examples": self.examples,
-                "perturbations": self.perturbations, "test_acc": evals[-1]["test_acc"] if evals else None,
-                "checkpoint": str(self.out / "checkpoint.pt"), "train_seconds": self.elapsed}
+        return TrainResult(self.out, self.step, self.total_steps, self.examples, self.perturbations,
+                           evals[-1]["test_acc"] if evals else None, self.elapsed)
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self) -> Path:
@@ -180,39 +199,36 @@ class Run:
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        payload = {
-            "model": {"name": cfg.model, "settings": dict(cfg.model_settings)},
-            "rule": {"name": cfg.rule, "settings": dict(cfg.rule_settings), "state": self.rule.state_dict()},
-            "config": {k: v for k, v in dataclasses.asdict(cfg).items()},
-            "model_state": self.model.state_dict(),
-            "optimizer_state": self.opt.state_dict(),
-            "scheduler_state": self.sched.state_dict(),
-            "rng": rng,
-            "step": self.step, "total_steps": self.total_steps,
-            "examples": self.examples, "perturbations": self.perturbations, "elapsed": self.elapsed,
-            "data": {"dataset": cfg.dataset, "source": self.data.source, "train_examples": len(self.train_idx),
-                     "subset_seed": cfg.seed if len(self.train_idx) < len(self.data.train) else None,
-                     "classes": list(self.data.classes), "mean": list(self.data.mean), "std": list(self.data.std),
-                     "input_size": self.data.input_size, "augment": cfg.augment},
-            "metrics": self.metrics,
-            "provenance": {**code_version(), "packages": package_versions(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                           "device": str(self.device)},
-        }
+        d = self.data
+        data = {"dataset": cfg.dataset, "source": d.source, "train_examples": len(self.train_idx),
+                "subset_seed": cfg.seed if len(self.train_idx) < len(d.train) else None,
+                "classes": list(d.classes), "mean": list(d.mean), "std": list(d.std),
+                "input_size": d.input_size, "augment": cfg.augment}
+        payload = assemble(
+            model=cfg.model, model_settings=cfg.model_settings, rule=cfg.rule, rule_settings=cfg.rule_settings,
+            rule_state=self.rule.state_dict(), config=dataclasses.asdict(cfg), model_state=self.model.state_dict(),
+            optimizer_state=self.opt.state_dict(), scheduler_state=self.sched.state_dict(), rng=rng,
+            step=self.step, total_steps=self.total_steps, examples=self.examples, perturbations=self.perturbations,
+            elapsed=self.elapsed, data=data, metrics=self.metrics, device=str(self.device))
         path = save_checkpoint(self.out / "checkpoint.pt", payload)
         self.saved_step = self.step
         return path
 
-    def _restore(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model_state"])
-        self.opt.load_state_dict(ckpt["optimizer_state"])
-        self.sched.load_state_dict(ckpt["scheduler_state"])
-        self.rule.load_state_dict(ckpt["rule"].get("state") or {})
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-        self.step, self.examples = ckpt["step"], ckpt["examples"]
-        self.perturbations, self.elapsed = ckpt["perturbations"], ckpt.get("elapsed", 0.0)
-        self.metrics = list(ckpt["metrics"])
+    def _restore(self, ckpt: Checkpoint) -> None:
+        try:
+            self.model.load_state_dict(ckpt.model_state)
+            self.opt.load_state_dict(ckpt.optimizer_state)
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0][:160]
+            raise NmncError(f"{ckpt.path}: its weights do not fit model '{self.cfg.model}' ({first}); resume only runs written by this nmnc") from None
+        self.sched.load_state_dict(ckpt.scheduler_state)
+        self.rule.load_state_dict(ckpt.rule_state)
+        torch.set_rng_state(ckpt.rng["torch"])
+        if "cuda" in ckpt.rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt.rng["cuda"])
+        c = ckpt.counters
+        self.step, self.examples, self.perturbations, self.elapsed = c["step"], c["examples"], c["perturbations"], c["elapsed"]
+        self.metrics = ckpt.metrics
         self.saved_step = self.step
 
     def _rewrite_log(self) -> None:
@@ -220,36 +236,41 @@ class Run:
         atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics))
 
 
-def config_from_checkpoint(ckpt: dict, **changes) -> TrainConfig:
+def config_from_checkpoint(ckpt: Checkpoint, **changes) -> TrainConfig:
+    """The configuration a checkpoint was trained with, with ``changes`` applied."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    saved = {k: v for k, v in ckpt["config"].items() if k in fields}
+    saved = {k: v for k, v in ckpt.config.items() if k in fields}
     return dataclasses.replace(TrainConfig(**saved), **changes)
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train a fresh run described by ``cfg``."""
+def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train a fresh run described by ``cfg`` into ``cfg.out``."""
+    out = Path(cfg.out)
+    if (out / "checkpoint.pt").exists():
+        raise NmncError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
     return Run(cfg, progress=progress).train()
 
 
-def train_or_resume(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Skip a finished run in ``cfg.out``, resume an interrupted one, else start fresh; returns the run folder."""
-    import sys
-
-    out = Path(cfg.out)
-    if (out / "checkpoint.pt").exists():
-        ckpt = load_checkpoint(out / "checkpoint.pt")
-        if ckpt["step"] >= ckpt["total_steps"]:
-            print(f"{out}: finished earlier (step {ckpt['step']}), skipped", file=sys.stderr)
-            return out
-        print(f"{out}: resuming at step {ckpt['step']}", file=sys.stderr)
-        Run(config_from_checkpoint(ckpt, out=str(out), data_root=cfg.data_root), resume_from=ckpt, progress=progress).train()
-    else:
-        Run(cfg, progress=progress).train()
-    return out
-
-
-def resume(out: str | Path, progress: bool = True, **changes) -> dict:
+def resume(out: str | Path, progress: bool = True, **changes) -> TrainResult:
     """Continue the run saved in ``out`` (``changes`` may extend steps or move data_root/device)."""
     ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
     cfg = config_from_checkpoint(ckpt, out=str(out), **changes)
     return Run(cfg, resume_from=ckpt, progress=progress).train()
+
+
+def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    """Skip a finished run in ``cfg.out``, resume an interrupted one, else start fresh."""
+    import sys
+
+    out = Path(cfg.out)
+    if not (out / "checkpoint.pt").exists():
+        return Run(cfg, progress=progress).train()
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    if ckpt.finished:
+        print(f"{out}: finished earlier (step {ckpt.step}), skipped", file=sys.stderr)
+        evals = [m for m in ckpt.metrics if "test_acc" in m]
+        c = ckpt.counters
+        return TrainResult(out, ckpt.step, ckpt.total_steps, c["examples"], c["perturbations"],
+                           evals[-1]["test_acc"] if evals else None, c["elapsed"])
+    print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
+    return resume(out, progress, data_root=cfg.data_root)

@@ -1,0 +1,1 @@
+"""Analyses of trained networks: manifold dimension, Jacobian-manifold alignment, gradient quality."""

@@ -1,0 +1,77 @@
+"""The one command-line convention, shared by ``nmnc``, ``brain_benchmarks`` and ``model_zoo``.
+
+- Commands with several jobs use argparse subcommands (``python -m nmnc.analyze alignment ...``).
+- ``--set KEY=VALUE`` is repeatable and accumulates (``--set P=2 --set k=4`` keeps both; later
+  pairs win); keys are checked against the command's config and unknown ones are errors.
+- ``--out DIR`` is always a folder; the files inside have fixed names listed in each ``--help``.
+- ``--data-root DIR``, ``--quiet`` and ``--print-config`` (the resolved configuration as JSON on
+  stdout, without doing any work) mean the same everywhere; ``--list`` shows the names a command
+  accepts.
+- A command parses flags, builds a frozen config, calls one plain function and prints; errors a
+  user can cause are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from .errors import run_cli
+
+
+def parser(prog: str, description: str, *, out: str | None = None, sets: str | None = None,
+           data_root: bool = True, print_config: bool = True, quiet: bool = True,
+           listing: str | None = None, parent: argparse._SubParsersAction | None = None,
+           name: str | None = None) -> argparse.ArgumentParser:
+    """A parser (or subcommand parser) with the shared flags this command takes.
+
+    ``out`` is the help text of ``--out DIR`` (omit for commands that write nothing); ``sets``
+    the help text of ``--set``; ``listing`` the help text of ``--list``.
+    """
+    kw = dict(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if parent is not None:
+        p = parent.add_parser(name, help=description.split("\n")[0], **kw)
+    else:
+        p = argparse.ArgumentParser(prog=prog, **kw)
+    if out is not None:
+        p.add_argument("--out", metavar="DIR", help=out)
+    if sets is not None:
+        p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                       help=f"{sets} (repeatable; later pairs win)")
+    if data_root:
+        p.add_argument("--data-root", metavar="DIR", help="folder holding the datasets (default: $NMNC_DATA_ROOT, else ~/.cache/nmnc/data)")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bars or tables on stderr")
+    if print_config:
+        p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit without doing any work")
+    if listing is not None:
+        p.add_argument("--list", action="store_true", help=listing)
+    return p
+
+
+def subcommands(p: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The subcommand table of a multi-job command (``dest='command'``, required)."""
+    return p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def require_out(args: argparse.Namespace, what: str) -> str:
+    """``--out`` is required for commands that write; a one-line error names what goes there."""
+    from .errors import NmncError
+
+    if not getattr(args, "out", None):
+        raise NmncError(f"--out DIR is required: the folder for {what}")
+    return args.out
+
+
+def print_config(cfg) -> int:
+    """Print a config dataclass as JSON on stdout (``--print-config``); returns exit code 0."""
+    from .config import to_json
+
+    print(to_json(cfg))
+    return 0
+
+
+def entry(main: Callable, prog: str) -> None:
+    """``if __name__ == '__main__': entry(main, 'nmnc.train')``: one-line errors, exit codes."""
+    sys.exit(run_cli(main, prog=prog))

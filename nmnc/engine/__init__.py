@@ -1,0 +1,1 @@
+"""The perturbation engine: named-layer taps, noise-correlation estimates and manifold estimators."""
