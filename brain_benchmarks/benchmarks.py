@@ -1,24 +1,46 @@
 """Benchmarks in a registry with Brain-Score-style ids (``<Dataset>.<Region>-<metric>``) and versions.
 
-A benchmark scores a model on every recorded layer (all stimuli) and commits one layer to its region:
-the layer is chosen on one half of the stimuli and scored on the other half (no double dipping).
+Every benchmark, built-in or user-defined, is a :class:`Benchmark`: it names the stimulus sets to
+extract (``sets()``) and scores every recorded layer on all stimuli; it then commits one layer to
+its region, chosen on one half of the stimuli and scored on the other half (no double dipping).
 ``score`` is the raw score divided by the ceiling when one is known, else the raw score.
 """
+
 from __future__ import annotations
 
+import dataclasses
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nmnc._registry import Registry
-from nmnc.errors import DataError
+from nmnc.errors import DataError, UnknownNameError
 
 from . import rsa
+from .datasets import COWLEY_SESSIONS
 from .stimuli import Stimuli, from_folder, from_zip
 
-BENCHMARKS = Registry("benchmark")
+BENCHMARKS = Registry(
+    "benchmark", "run 'python -m brain_benchmarks.score --list' to see all benchmarks"
+)
+
+# Which stimuli a score uses: all of them, the half that picks the layer, or the other half.
+ALL = None
+SELECT = 0
+TEST = 1
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """What a benchmark id promises before its data are loaded."""
+
+    id: str
+    version: int
+    region: str  # 'IT', 'V4', ... ('behavior' for behavioural benchmarks)
+    species: str
 
 
 @dataclass
@@ -48,40 +70,118 @@ class Row:
 
 
 def halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of ``range(n)`` into two sorted halves (the first has ``n // 2``)."""
     perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
 
 
-class RSABenchmark:
+def pick(n: int, half: int | None) -> np.ndarray:
+    """Indices of all ``n`` stimuli (``half=ALL``) or of one half (``SELECT`` or ``TEST``)."""
+    return np.arange(n) if half is ALL else halves(n)[half]
+
+
+class Benchmark(ABC):
+    """A set of stimuli with brain data, and how a model's features on them are scored.
+
+    Subclasses say how one layer scores on all stimuli or on one half (``measure``) and how a layer
+    is chosen (``selection_score``); ``score`` does the rest the same way for every benchmark.
+    """
+
+    kind: str  # 'rsa' or 'neural'
+
+    def __init__(self, info: BenchmarkInfo):
+        self.info = info
+        self.id = info.id
+        self.version = info.version
+        self.region = info.region
+        self.species = info.species
+
+    @abstractmethod
+    def sets(self) -> list[tuple[str, Stimuli]]:
+        """The named stimulus sets whose features ``score`` needs."""
+
+    def extract_options(self) -> dict:
+        """Keyword arguments for ``extract`` (feature reduction this benchmark scores with)."""
+        return {}
+
+    @abstractmethod
+    def by_layer(self, features: dict[str, dict[str, np.ndarray]]) -> dict:
+        """Features per set and layer regrouped per layer, in the form ``measure`` takes."""
+
+    @abstractmethod
+    def measure(self, data, layer: str, half: int | None) -> Row:
+        """The row of one layer on all stimuli (``ALL``) or on one half (``TEST``)."""
+
+    @abstractmethod
+    def selection_score(self, data, layer: str) -> float:
+        """How well a layer does on the ``SELECT`` half; the best layer is committed."""
+
+    def score(self, features: dict[str, dict[str, np.ndarray]]) -> list[Row]:
+        """A row per layer on all stimuli, then the committed layer's row on the held-out half."""
+        data = self.by_layer(features)
+        rows = [self.measure(data[layer], layer, ALL) for layer in data]
+        best = max(data, key=lambda layer: self.selection_score(data[layer], layer))
+        committed = self.measure(data[best], best, TEST)
+        selected_on = f"{self.n_stimuli - committed.n_stimuli} stimuli"
+        extra = {**committed.extra, "selected_on": selected_on}
+        return rows + [dataclasses.replace(committed, committed=True, extra=extra)]
+
+    @property
+    @abstractmethod
+    def n_stimuli(self) -> int:
+        """Stimuli in all sets together."""
+
+
+class RSABenchmark(Benchmark):
+    """Model RDMs (correlation distance) compared with brain RDMs; bootstrap over stimuli."""
+
     kind = "rsa"
 
-    def __init__(self, id: str, version: int, region: str, species: str, stimuli: Stimuli, rdms: np.ndarray,
-                 method: str = "spearman", n_boot: int = 1000):
-        self.id, self.version, self.region, self.species = id, version, region, species
-        self.stimuli, self.rdms, self.method, self.n_boot = stimuli, np.asarray(rdms, dtype=np.float64), method, n_boot
+    def __init__(
+        self,
+        info: BenchmarkInfo,
+        stimuli: Stimuli,
+        rdms: np.ndarray,
+        method: str = "spearman",
+        n_boot: int = 1000,
+    ):
+        super().__init__(info)
+        if method not in rsa.METHODS:
+            raise UnknownNameError("RSA method", method, rsa.METHODS)
+        self.stimuli, self.rdms = stimuli, np.asarray(rdms, dtype=np.float64)
+        self.method, self.n_boot = method, n_boot
+        self._ceilings: dict = {}  # per half: the same for every model scored
 
-    def sets(self):
+    def sets(self) -> list[tuple[str, Stimuli]]:
         return [("all", self.stimuli)]
 
-    def _one(self, model_rdm, idx, layer, committed, nc, extra=None) -> Row:
+    @property
+    def n_stimuli(self) -> int:
+        return len(self.stimuli)
+
+    def by_layer(self, features):
+        return {layer: rsa.model_rdm(f) for layer, f in features["all"].items()}
+
+    def _ceiling(self, half: int | None) -> tuple[float, float] | None:
+        if half not in self._ceilings:
+            idx = pick(self.n_stimuli, half)
+            self._ceilings[half] = rsa.noise_ceiling(rsa.subset(self.rdms, idx), self.method)
+        return self._ceilings[half]
+
+    def measure(self, model_rdm, layer, half) -> Row:
+        idx = pick(self.n_stimuli, half)
         m, b = rsa.subset(model_rdm, idx), rsa.subset(self.rdms, idx)
         raw = rsa.compare(m, b, self.method)
         lo, hi = rsa.bootstrap(m, b, self.method, self.n_boot)
-        return Row(self.id, self.version, layer, committed, raw, lo, hi, nc[1] if nc else None, len(idx),
-                   {"method": self.method, **({"ceiling_low": nc[0]} if nc else {}), **(extra or {})})
+        nc = self._ceiling(half)
+        extra = {"method": self.method, **({"ceiling_low": nc[0]} if nc else {})}
+        return Row(
+            self.id, self.version, layer, False, raw, lo, hi, nc[1] if nc else None, len(idx), extra
+        )
 
-    def score(self, features: dict[str, dict[str, np.ndarray]]) -> list[Row]:
-        feats = features["all"]
-        rdms = {layer: rsa.model_rdm(f) for layer, f in feats.items()}
-        N = len(self.stimuli)
-        ceiling = lambda idx: rsa.noise_ceiling(rsa.subset(self.rdms, idx), self.method)  # noqa: E731
-        everything = np.arange(N)
-        nc_all = ceiling(everything)
-        rows = [self._one(r, everything, layer, False, nc_all) for layer, r in rdms.items()]
-        a, b = halves(N)
-        pick = max(rdms, key=lambda layer: rsa.compare(rsa.subset(rdms[layer], a), rsa.subset(self.rdms, a), self.method))
-        rows.append(self._one(rdms[pick], b, pick, True, ceiling(b), {"selected_on": f"{len(a)} stimuli"}))
-        return rows
+    def selection_score(self, model_rdm, layer) -> float:
+        idx = pick(self.n_stimuli, SELECT)
+        return rsa.compare(rsa.subset(model_rdm, idx), rsa.subset(self.rdms, idx), self.method)
 
 
 def split_half_reliability(trials: np.ndarray, n_splits: int = 20, seed: int = 0) -> np.ndarray:
@@ -90,93 +190,194 @@ def split_half_reliability(trials: np.ndarray, n_splits: int = 20, seed: int = 0
     neurons, images, reps = trials.shape
     out = np.zeros((n_splits, neurons))
     for s in range(n_splits):
-        perm = np.argsort(rng.random((images, reps)), axis=1)  # shuffle repeats per image (NaNs spread)
+        # shuffle repeats per image (NaNs spread over both halves)
+        perm = np.argsort(rng.random((images, reps)), axis=1)
         shuffled = np.take_along_axis(trials, np.broadcast_to(perm, trials.shape), axis=2)
         first, second = np.nanmean(shuffled[..., ::2], 2), np.nanmean(shuffled[..., 1::2], 2)
         ok = ~(np.isnan(first) | np.isnan(second)).any(0)
-        f, g = first[:, ok] - first[:, ok].mean(1, keepdims=True), second[:, ok] - second[:, ok].mean(1, keepdims=True)
-        r = (f * g).sum(1) / np.sqrt((f ** 2).sum(1) * (g ** 2).sum(1))
+        f = first[:, ok] - first[:, ok].mean(1, keepdims=True)
+        g = second[:, ok] - second[:, ok].mean(1, keepdims=True)
+        r = (f * g).sum(1) / np.sqrt((f**2).sum(1) * (g**2).sum(1))
         out[s] = 2 * r / (1 + r)
     return np.nanmean(out, 0)
 
 
-class NeuralBenchmark:
+class NeuralBenchmark(Benchmark):
     """Cross-validated PLS predictivity of each neuron, per session; neurons pooled (median)."""
 
     kind = "neural"
 
     # PLS (25 components) on 9 sessions x layers x splits is the slow part of scoring: features wider
     # than max_features get a seeded random projection, and splits are 90/10 cross-validation folds.
-    def __init__(self, id: str, version: int, region: str, species: str, sessions: list[dict], splits: int = 3,
-                 max_features: int = 256):
-        self.id, self.version, self.region, self.species = id, version, region, species
+    def __init__(
+        self, info: BenchmarkInfo, sessions: list[dict], splits: int = 3, max_features: int = 256
+    ):
+        super().__init__(info)
         self.sessions, self.splits, self.max_features = sessions, splits, max_features
+        self._ceiling: float | None | bool = False  # False: not computed yet
 
-    def sets(self):
+    def sets(self) -> list[tuple[str, Stimuli]]:
         return [(s["session"], s["stimuli"]) for s in self.sessions]
+
+    def extract_options(self) -> dict:
+        return {"max_features": self.max_features}
 
     @property
     def n_stimuli(self) -> int:
         return sum(len(s["stimuli"]) for s in self.sessions)
 
     def ceiling(self) -> float | None:
-        rel = [split_half_reliability(s["trials"]) for s in self.sessions if s.get("trials") is not None]
-        return float(np.nanmedian(np.concatenate(rel))) if rel else None
+        """Median split-half reliability over neurons of sessions with single trials (None without)."""
+        if self._ceiling is False:
+            rel = [
+                split_half_reliability(s["trials"])
+                for s in self.sessions
+                if s.get("trials") is not None
+            ]
+            self._ceiling = float(np.nanmedian(np.concatenate(rel))) if rel else None
+        return self._ceiling
 
-    def _pooled(self, features, layer, which) -> np.ndarray:
+    def by_layer(self, features):
+        layers = list(next(iter(features.values())))
+        return {layer: {s: features[s][layer] for s in features} for layer in layers}
+
+    def _pooled(self, feats: dict, half: int | None) -> tuple[np.ndarray, int]:
+        """Per-neuron predictivity pooled over sessions, and the number of stimuli it used."""
         from .brainscore_adapter import pls_per_neuron
 
-        per_neuron = []
+        per_neuron, n = [], 0
         for s in self.sessions:
-            X, Y = np.asarray(features[s["session"]][layer]), s["responses"]
-            idx = np.arange(len(Y)) if which is None else halves(len(Y))[which]
+            X, Y = np.asarray(feats[s["session"]]), s["responses"]
+            idx = pick(len(Y), half)
             ids = [s["stimuli"].ids[i] for i in idx]
             per_neuron.append(pls_per_neuron(X[idx], Y[idx], ids, splits=self.splits))
-        return np.concatenate(per_neuron)
+            n += len(idx)
+        return np.concatenate(per_neuron), n
 
-    def _row(self, r: np.ndarray, layer: str, committed: bool, n: int, ceiling) -> Row:
+    def measure(self, feats, layer, half) -> Row:
+        r, n = self._pooled(feats, half)
         rng = np.random.default_rng(0)
         boots = [np.nanmedian(rng.choice(r, len(r))) for _ in range(1000)]  # bootstrap over neurons
         lo, hi = np.percentile(boots, [2.5, 97.5])
-        return Row(self.id, self.version, layer, committed, float(np.nanmedian(r)), float(lo), float(hi), ceiling, n,
-                   {"neurons": int(len(r)), "sessions": len(self.sessions), "max_features": self.max_features, "splits": self.splits})
+        extra = {
+            "neurons": len(r),
+            "sessions": len(self.sessions),
+            "max_features": self.max_features,
+            "splits": self.splits,
+        }
+        return Row(
+            self.id,
+            self.version,
+            layer,
+            False,
+            float(np.nanmedian(r)),
+            float(lo),
+            float(hi),
+            self.ceiling(),
+            n,
+            extra,
+        )
 
-    def score(self, features) -> list[Row]:
-        layers = list(next(iter(features.values())))
-        ceiling = self.ceiling()
-        rows = [self._row(self._pooled(features, layer, None), layer, False, self.n_stimuli, ceiling) for layer in layers]
-        pick = max(layers, key=lambda layer: np.nanmedian(self._pooled(features, layer, 0)))
-        rows.append(self._row(self._pooled(features, pick, 1), pick, True, self.n_stimuli - self.n_stimuli // 2, ceiling))
-        return rows
+    def selection_score(self, feats, layer) -> float:
+        return float(np.nanmedian(self._pooled(feats, SELECT)[0]))
 
 
 # ---- built-in benchmarks ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class NoSettings:
-    pass
+class RSASettings:
+    method: str = "spearman"  # 'spearman', 'kendall' (tau-a) or 'pearson'
+    n_boot: int = 1000  # bootstrap resamples of stimuli for the 95% interval
 
 
-@BENCHMARKS.register("Kriegeskorte2008.monkeyIT-rsa", NoSettings, help="92 images; monkey IT RDM (674 neurons); Spearman")
-def monkey_it(root=None, download=False, method="spearman"):
+@dataclass(frozen=True)
+class V4Settings:
+    sessions: tuple[str, ...] = tuple(COWLEY_SESSIONS)
+    splits: int = 3  # cross-validation folds of the PLS fit
+    max_features: int = 256  # wider layers get a seeded random projection to this many features
+
+
+def builtin(info: BenchmarkInfo, settings: type, help: str):
+    """Register ``factory(info, root, download, settings) -> Benchmark`` under ``info.id``."""
+
+    def wrap(factory):
+        factory.info = info
+        return BENCHMARKS.register(info.id, settings, help)(factory)
+
+    return wrap
+
+
+@builtin(
+    BenchmarkInfo("Kriegeskorte2008.monkeyIT-rsa", 1, "IT", "macaque"),
+    RSASettings,
+    "92 images; monkey IT RDM (674 neurons); Spearman",
+)
+def monkey_it(info: BenchmarkInfo, root, download: bool, s: RSASettings) -> RSABenchmark:
     from .datasets import kriegeskorte2008
 
-    d = kriegeskorte2008(root, download, "Kriegeskorte2008.monkeyIT-rsa")
-    return RSABenchmark("Kriegeskorte2008.monkeyIT-rsa", 1, "IT", "macaque", d["stimuli"], d["monkey"], method)
+    d = kriegeskorte2008(root, download, info.id)
+    return RSABenchmark(info, d["stimuli"], d["monkey"], s.method, s.n_boot)
 
 
-@BENCHMARKS.register("Kriegeskorte2008.humanIT-rsa", NoSettings, help="92 images; human IT fMRI RDM (316 voxels); Spearman")
-def human_it(root=None, download=False, method="spearman"):
+@builtin(
+    BenchmarkInfo("Kriegeskorte2008.humanIT-rsa", 1, "IT", "human"),
+    RSASettings,
+    "92 images; human IT fMRI RDM (316 voxels); Spearman",
+)
+def human_it(info: BenchmarkInfo, root, download: bool, s: RSASettings) -> RSABenchmark:
     from .datasets import kriegeskorte2008
 
-    d = kriegeskorte2008(root, download, "Kriegeskorte2008.humanIT-rsa")
-    return RSABenchmark("Kriegeskorte2008.humanIT-rsa", 1, "IT", "human", d["stimuli"], d["human"], method)
+    d = kriegeskorte2008(root, download, info.id)
+    return RSABenchmark(info, d["stimuli"], d["human"], s.method, s.n_boot)
 
 
-@BENCHMARKS.register("Cowley2023.V4-pls", NoSettings, help="macaque V4, 9 sessions; PLS predictivity (Brain-Score metric)")
-def cowley_v4(root=None, download=False, method=None, sessions=None):
+@builtin(
+    BenchmarkInfo("Cowley2023.V4-pls", 1, "V4", "macaque"),
+    V4Settings,
+    "macaque V4, 9 sessions; PLS predictivity (Brain-Score metric)",
+)
+def cowley_v4(info: BenchmarkInfo, root, download: bool, s: V4Settings) -> NeuralBenchmark:
     from .datasets import cowley2023
 
-    return NeuralBenchmark("Cowley2023.V4-pls", 1, "V4", "macaque", cowley2023(root, download, "Cowley2023.V4-pls", sessions))
+    for session in s.sessions:
+        if session not in COWLEY_SESSIONS:
+            raise UnknownNameError(f"{info.id} session", session, COWLEY_SESSIONS)
+    sessions = cowley2023(root, download, info.id, list(s.sessions))
+    return NeuralBenchmark(info, sessions, s.splits, s.max_features)
+
+
+# Public Brain-Score benchmarks, scored through brainscore_adapter (their data in $BRAINIO_HOME).
+PUBLIC_INFO = {
+    "FreemanZiemba2013public.V1-pls": BenchmarkInfo(
+        "FreemanZiemba2013public.V1-pls", 1, "V1", "macaque"
+    ),
+    "FreemanZiemba2013public.V2-pls": BenchmarkInfo(
+        "FreemanZiemba2013public.V2-pls", 1, "V2", "macaque"
+    ),
+    "MajajHong2015public.V4-pls": BenchmarkInfo("MajajHong2015public.V4-pls", 1, "V4", "macaque"),
+    "MajajHong2015public.IT-pls": BenchmarkInfo("MajajHong2015public.IT-pls", 1, "IT", "macaque"),
+    # i2n against the pooled human (MTurk) object-recognition behaviour of the 'objectome' images
+    "Rajalingham2018public-i2n": BenchmarkInfo("Rajalingham2018public-i2n", 1, "behavior", "human"),
+}
+
+
+def benchmark_info(spec: str) -> BenchmarkInfo | None:
+    """Id, version, region and species of a built-in or public benchmark id (None otherwise)."""
+    if spec in BENCHMARKS:
+        return BENCHMARKS.get(spec).factory.info
+    return PUBLIC_INFO.get(spec)
+
+
+def list_lines() -> list[str]:
+    """One line per benchmark id: built-in ones, then public Brain-Score ones."""
+    lines = []
+    for name in BENCHMARKS.names():
+        lines.append(f"{name:34s} {BENCHMARKS.get(name).help}")
+    for name, i in sorted(PUBLIC_INFO.items()):
+        lines.append(
+            f"{name:34s} Brain-Score public benchmark, {i.species} {i.region} "
+            "(needs its data in $BRAINIO_HOME)"
+        )
+    return lines
 
 
 # ---- user-defined benchmarks -----------------------------------------------------------------
@@ -186,14 +387,21 @@ def _rdm_stack(arr: np.ndarray, n: int, where: str) -> np.ndarray:
     m = n * (n - 1) // 2
     if arr.ndim == 1:
         arr = arr[None]
-    if arr.ndim == 2 and arr.shape[1] == m and arr.shape != (n, n):  # condensed vectors, one per row
+    if (
+        arr.ndim == 2 and arr.shape[1] == m and arr.shape != (n, n)
+    ):  # condensed vectors, one per row
         arr = np.stack([squareform(v, checks=False) for v in arr])
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
-        raise DataError(f"{where}: RDMs must be N x N, S x N x N, or condensed vectors of N(N-1)/2; got shape {arr.shape}")
+        raise DataError(
+            f"{where}: RDMs must be N x N, S x N x N, or condensed vectors of N(N-1)/2; "
+            f"got shape {arr.shape}"
+        )
     if arr.shape[1] != n:
-        raise DataError(f"{where}: RDMs are {arr.shape[1]} x {arr.shape[2]} but there are {n} stimuli")
+        raise DataError(
+            f"{where}: RDMs are {arr.shape[1]} x {arr.shape[2]} but there are {n} stimuli"
+        )
     if np.isnan(arr).any():
         raise DataError(f"{where}: RDMs contain NaN; fill or drop those stimuli")
     if not np.allclose(arr, arr.transpose(0, 2, 1), atol=1e-8):
@@ -201,21 +409,32 @@ def _rdm_stack(arr: np.ndarray, n: int, where: str) -> np.ndarray:
     return arr
 
 
-def from_folder_spec(path: str | Path):
-    """A user-defined benchmark from a folder (format in the README)."""
-    folder = Path(path)
+def _read_meta(folder: Path) -> dict:
     meta_path = folder / "benchmark.json"
     if not meta_path.exists():
-        raise DataError(f"{folder}: no benchmark.json; a benchmark folder needs benchmark.json, stimuli/ or stimuli.zip, and rdms.npy or responses.npy")
+        raise DataError(
+            f"{folder}: no benchmark.json; a benchmark folder needs benchmark.json, stimuli/ or "
+            "stimuli.zip, and rdms.npy or responses.npy"
+        )
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
         raise DataError(f"{meta_path} is not valid JSON ({err})") from None
     missing = [k for k in ("name", "region", "species", "kind") if k not in meta]
     if missing:
-        raise DataError(f"{meta_path} lacks {', '.join(missing)}; required: name, region, species, kind ('rsa' or 'neural')")
+        raise DataError(
+            f"{meta_path} lacks {', '.join(missing)}; required: name, region, species, "
+            "kind ('rsa' or 'neural')"
+        )
     if meta["kind"] not in ("rsa", "neural"):
         raise DataError(f"{meta_path}: kind must be 'rsa' or 'neural', got {meta['kind']!r}")
+    return meta
+
+
+def from_folder_spec(path: str | Path) -> Benchmark:
+    """A user-defined benchmark from a folder (format in the README)."""
+    folder = Path(path)
+    meta = _read_meta(folder)
     order = meta.get("stimuli")
     if (folder / "stimuli").is_dir():
         stimuli = from_folder(folder / "stimuli", order, meta["name"])
@@ -224,37 +443,55 @@ def from_folder_spec(path: str | Path):
     else:
         raise DataError(f"{folder}: no stimuli/ folder or stimuli.zip")
     n = len(stimuli)
-    version = int(meta.get("version", 1))
+    info = BenchmarkInfo(meta["name"], int(meta.get("version", 1)), meta["region"], meta["species"])
     if meta["kind"] == "rsa":
         f = folder / "rdms.npy"
         if not f.exists():
-            raise DataError(f"{folder}: kind 'rsa' needs rdms.npy (one N x N RDM, S x N x N, or condensed vectors)")
+            raise DataError(
+                f"{folder}: kind 'rsa' needs rdms.npy (one N x N RDM, S x N x N, or condensed vectors)"
+            )
         rdms = _rdm_stack(np.load(f), n, str(f))
-        return RSABenchmark(meta["name"], version, meta["region"], meta["species"], stimuli, rdms, meta.get("method", "spearman"))
+        return RSABenchmark(info, stimuli, rdms, meta.get("method", "spearman"))
     f = folder / "responses.npy"
     if not f.exists():
-        raise DataError(f"{folder}: kind 'neural' needs responses.npy (neurons x images, or neurons x images x repeats)")
+        raise DataError(
+            f"{folder}: kind 'neural' needs responses.npy (neurons x images, or neurons x images x repeats)"
+        )
     resp = np.load(f).astype(np.float64)
     if resp.ndim not in (2, 3) or resp.shape[1] != n:
         raise DataError(f"{f}: expected neurons x {n} images (x repeats), got shape {resp.shape}")
     trials = resp if resp.ndim == 3 else None
     mean = np.nanmean(resp, 2) if trials is not None else resp
     if np.isnan(mean).any():
-        raise DataError(f"{f}: NaN responses" + (" for every repeat of some image" if trials is not None else "; NaN is allowed only for missing repeats (neurons x images x repeats)"))
+        where = (
+            " for every repeat of some image"
+            if trials is not None
+            else "; NaN is allowed only for missing repeats (neurons x images x repeats)"
+        )
+        raise DataError(f"{f}: NaN responses{where}")
     session = {"session": meta["name"], "stimuli": stimuli, "responses": mean.T, "trials": trials}
-    return NeuralBenchmark(meta["name"], version, meta["region"], meta["species"], [session], int(meta.get("splits", 3)),
-                           int(meta.get("max_features", 256)))
+    return NeuralBenchmark(
+        info, [session], int(meta.get("splits", 3)), int(meta.get("max_features", 256))
+    )
 
 
-def load_benchmark(spec: str, root=None, download: bool = False, **kw):
-    """A registered id, or a folder holding a user-defined benchmark."""
+def load_benchmark(
+    spec: str, root: str | Path | None = None, download: bool = False, **options
+) -> Benchmark:
+    """A registered id (``options`` are its settings), or a folder holding a user-defined benchmark.
+
+    Public Brain-Score ids are not loaded here (``brain_benchmarks.score`` runs them through
+    Brain-Score); an unknown name is an error listing every id and the closest match.
+    """
     if spec in BENCHMARKS:
-        return BENCHMARKS.get(spec).factory(root, download, **kw)
+        entry = BENCHMARKS.get(spec)
+        return entry.factory(entry.factory.info, root, download, BENCHMARKS.settings(spec, options))
     if Path(spec).is_dir():
+        if options:
+            raise DataError(
+                f"{spec}: a benchmark folder takes its settings from its benchmark.json, "
+                f"not options ({', '.join(options)})"
+            )
         return from_folder_spec(spec)
-    from .brainscore_adapter import PUBLIC
-
-    if spec not in PUBLIC:
-        from nmnc.errors import UnknownNameError
-
-        raise UnknownNameError("benchmark", spec, BENCHMARKS.names() + sorted(PUBLIC), "or give a benchmark folder")  # raises: unknown id, with the list and the closest match
+    known = BENCHMARKS.names() + sorted(PUBLIC_INFO)
+    raise UnknownNameError("benchmark", spec, known, "or give a benchmark folder")

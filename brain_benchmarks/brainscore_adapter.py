@@ -111,17 +111,16 @@ def register_model(identifier: str, factory) -> str:
 
 def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
     """Register a zoo model into brainscore_vision's registry in this process; returns its identifier."""
-    from model_zoo.registry import identifier as zoo_identifier, region_layer_map as zoo_region_map, weights
-    from nmnc.checkpoint import load_checkpoint, model_from_checkpoint
+    from model_zoo.registry import region_layer_map as zoo_region_map, weights
+    from nmnc.checkpoint import load_checkpoint
 
-    ident = zoo_identifier(name)
     ckpt = load_checkpoint(weights(name))
+    ident = f"{name}-{ckpt.weights_hash}"
 
     def factory():
-        net = model_from_checkpoint(ckpt)
+        net = ckpt.build_model()
         layers = list(net.hidden_layers)
-        d = ckpt["data"]
-        return model_commitment(ident, net, layers, d["input_size"], d["mean"], d["std"],
+        return model_commitment(ident, net, layers, ckpt.input_size, ckpt.mean, ckpt.std,
                                 zoo_region_map(layers, region_layer_map))
 
     return register_model(ident, factory)

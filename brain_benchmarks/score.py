@@ -1,31 +1,110 @@
-"""Score models against primate data.
+"""Score models against primate data: ``python -m brain_benchmarks.score --model ID [--benchmark ID ...]``.
 
-    python -m brain_benchmarks.score --model ID_OR_CHECKPOINT [--benchmark ID_OR_PATH ...] [--data-root D]
-                                     [--out results.csv] [--json]
-
-Models: a checkpoint (file or run folder), ``pixels``, ``random:<arch>``, or a zoo name.
-Benchmarks: registered ids (default: every one that runs offline) or user-defined folders.
+Models (--model, repeatable): a checkpoint (file or run folder), 'pixels', 'random:<arch>[@seed]'
+or a zoo name (built from its recipe first when its weights are not here, unless --no-build).
+Benchmarks (--benchmark, repeatable): registered ids (default: every one that runs offline),
+public Brain-Score ids, or folders holding user-defined benchmarks. Every benchmark is loaded
+before any extraction, so a typo or missing data fails at once.
+Writes DIR/results.csv (--out DIR): rows are appended as each model and benchmark pair finishes.
 """
+
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from nmnc.errors import NmncError, run_cli
+from nmnc.cli import entry, parser, print_config
+from nmnc.config import parse_sets
+from nmnc.errors import NmncError, UnknownNameError
 from nmnc.models import MODELS
 
-from .benchmarks import BENCHMARKS, load_benchmark
-from .brainscore_adapter import PUBLIC
+from .benchmarks import BENCHMARKS, PUBLIC_INFO, Benchmark, BenchmarkInfo, Row, load_benchmark
+from .benchmarks import list_lines as benchmark_lines
 from .extract import extract
-from .models import resolve_model
-from .results import append_rows
+from .models import PIXELS, ScoredModel, check_model, resolve_model
+from .results import ResultRow, append_rows, read_results
 
-OFFLINE = ["Kriegeskorte2008.monkeyIT-rsa", "Kriegeskorte2008.humanIT-rsa", "Cowley2023.V4-pls"]
+PROG = "python -m brain_benchmarks.score"
+OFFLINE = ("Kriegeskorte2008.monkeyIT-rsa", "Kriegeskorte2008.humanIT-rsa", "Cowley2023.V4-pls")
+RESULTS = "results.csv"  # the table's file name inside --out DIR
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    models: tuple[str, ...]
+    benchmarks: tuple[str, ...] = OFFLINE
+    data_root: str | None = None
+    download: bool = False  # download missing benchmark data into the cache
+    out: str | None = None  # folder: rows are appended to <out>/results.csv
+    progress: bool = True
+    # skip (checkpoint_hash, benchmark, version) already in <out>/results.csv
+    skip_scored: bool = False
+    # benchmark id -> its settings, e.g. {"Cowley2023.V4-pls": {"sessions": ["210325"]}}
+    bench_options: dict = field(default_factory=dict)
+    # build zoo models without weights from their recipe (else a one-line error)
+    build: bool = True
+    # settings on top of a zoo recipe (any --set key of nmnc.train)
+    build_sets: dict = field(default_factory=dict)
+
+
+def results_path(out: str | None) -> Path | None:
+    """``<out>/results.csv``; a one-line error when ``out`` names a file rather than a folder."""
+    if not out:
+        return None
+    folder = Path(out)
+    if folder.is_file() or folder.suffix == ".csv":
+        raise NmncError(
+            f"--out is a folder (rows go to DIR/{RESULTS}); got the file path {out}; "
+            f"give the folder, e.g. --out {folder.parent}"
+        )
+    return folder / RESULTS
+
+
+def load_benchmarks(cfg: ScoreConfig) -> list[Benchmark | BenchmarkInfo]:
+    """Every benchmark of ``cfg`` loaded (public ones: their files checked), before any extraction."""
+    from .brainscore_adapter import missing_public_files, score_public
+
+    specs = list(dict.fromkeys(cfg.benchmarks))
+    for spec, options in cfg.bench_options.items():
+        if spec not in specs and spec not in BENCHMARKS:
+            raise UnknownNameError("benchmark in bench_options", spec, specs + BENCHMARKS.names())
+        if spec in BENCHMARKS:
+            BENCHMARKS.settings(spec, options)  # unknown keys and bad values fail here
+    loaded = []
+    for spec in specs:
+        if spec in PUBLIC_INFO:
+            if cfg.bench_options.get(spec):
+                raise NmncError(f"{spec} is run by Brain-Score as published; it takes no options")
+            if missing_public_files(spec):
+                # raises the one-line error naming the files and where they go
+                score_public(spec, "")
+            loaded.append(PUBLIC_INFO[spec])
+        else:
+            loaded.append(
+                load_benchmark(spec, cfg.data_root, cfg.download, **cfg.bench_options.get(spec, {}))
+            )
+    return loaded
+
+
+def scored_pairs(path: Path | None) -> set[tuple[str, str, int]]:
+    """(checkpoint_hash, benchmark, version) already in the results table at ``path``."""
+    if path is None or not path.exists():
+        return set()
+    df = read_results(path)
+    if not {"checkpoint_hash", "version"} <= set(df.columns):
+        return set()
+    df = df.dropna(subset=["checkpoint_hash", "version"])
+    return set(
+        zip(df.checkpoint_hash.astype(str), df.benchmark.astype(str), df.version.astype(int))
+    )
 
 
 def _clean(v):
@@ -34,107 +113,245 @@ def _clean(v):
     return v
 
 
-def score_model(model_spec: str, benchmarks: list[str], data_root=None, download=False, out=None, progress=True,
-                resolver=None, bench_kwargs=None) -> list[dict]:
-    """Score one model on benchmarks; returns the tidy rows (also appended to ``out``)."""
-    model = resolve_model(model_spec, resolver)
-    rows = []
-    for spec in benchmarks:
-        t = time.perf_counter()
-        if spec in PUBLIC:
-            rows.append(_public_row(model, spec, t))
-            continue
-        bench = load_benchmark(spec, data_root, download, **(bench_kwargs or {}).get(spec, {}))
-        kw = {"max_features": bench.max_features} if bench.kind == "neural" else {}
-        features = {name: extract(model, stim, progress=progress, **kw) for name, stim in bench.sets()}
-        results = bench.score(features)
-        dt = time.perf_counter() - t
-        for r in results:
-            lo, hi = r.interval
-            rows.append({"model": model.id, "architecture": model.arch, "rule": model.rule, "seed": model.seed,
-                         "checkpoint_hash": model.hash, "benchmark": r.benchmark, "version": r.version, "layer": r.layer,
-                         "committed": r.committed, "score": _clean(r.score), "ci_low": _clean(lo), "ci_high": _clean(hi),
-                         "raw_score": _clean(r.raw_score), "ceiling": _clean(r.ceiling), "error": None, "n_stimuli": r.n_stimuli,
-                         "time": round(dt, 2), "details": json.dumps(r.extra), "region": bench.region, "species": bench.species})
-    if out:
-        append_rows(out, rows)
-    return rows
+def result_row(model: ScoredModel, info: BenchmarkInfo, r: Row, seconds: float) -> ResultRow:
+    """A benchmark's row as a row of the results table."""
+    lo, hi = r.interval
+    return ResultRow(
+        model=model.id,
+        architecture=model.arch,
+        rule=model.rule,
+        seed=model.seed,
+        checkpoint_hash=model.hash,
+        benchmark=r.benchmark,
+        version=r.version,
+        region=info.region,
+        species=info.species,
+        layer=r.layer,
+        committed=r.committed,
+        score=_clean(r.score),
+        ci_low=_clean(lo),
+        ci_high=_clean(hi),
+        raw_score=_clean(r.raw_score),
+        ceiling=_clean(r.ceiling),
+        error=None,
+        n_stimuli=r.n_stimuli,
+        time=round(seconds, 2),
+        details=json.dumps(r.extra),
+    )
 
 
-def _public_row(model, spec: str, t0: float) -> dict:
+def score_pair(
+    model: ScoredModel, bench: Benchmark | BenchmarkInfo, progress: bool = True
+) -> list[ResultRow]:
+    """The rows of one model on one benchmark (every layer, then the committed one)."""
+    t = time.perf_counter()
+    if isinstance(bench, BenchmarkInfo):
+        return [public_row(model, bench, t)]
+    opts = bench.extract_options()
+    features = {
+        name: extract(model, stim, progress=progress, **opts) for name, stim in bench.sets()
+    }
+    rows = bench.score(features)
+    return [result_row(model, bench.info, r, time.perf_counter() - t) for r in rows]
+
+
+def public_row(model: ScoredModel, info: BenchmarkInfo, t0: float) -> ResultRow:
     """A public Brain-Score benchmark through a ModelCommitment of this model (registered in-process)."""
     from model_zoo.registry import region_layer_map
 
-    from .brainscore_adapter import missing_public_files, model_commitment, register_model, score_public
+    from .brainscore_adapter import model_commitment, register_model, score_public
 
-    if missing_public_files(spec):
-        score_public(spec, "")  # raises the one-line error naming the files
     if model.net is None:
-        raise NmncError(f"{spec} needs a network; 'pixels' has no layers to commit")
+        raise NmncError(f"{info.id} needs a network; 'pixels' has no layers to commit")
     ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}"
-    register_model(ident, lambda: model_commitment(ident, model.net, model.layers, model.input_size, model.mean, model.std,
-                                                   region_layer_map(model.layers)))
-    s = score_public(spec, ident)
+    region_map = region_layer_map(model.layers)
+    register_model(
+        ident,
+        lambda: model_commitment(
+            ident, model.net, model.layers, model.input_size, model.mean, model.std, region_map
+        ),
+    )
+    s = score_public(info.id, ident)
     err = s.attrs.get("error")
     v = float(s.values) if s.size == 1 else float(s.sel(aggregation="center"))
     e = None if err is None else float(np.asarray(err).ravel()[0])
     raw = s.attrs.get("raw")
-    return {"model": model.id, "architecture": model.arch, "rule": model.rule, "seed": model.seed, "checkpoint_hash": model.hash,
-            "benchmark": spec, "version": 1, "layer": "region_layer_map", "committed": True, "score": v,
-            "ci_low": None if e is None else v - 1.96 * e, "ci_high": None if e is None else v + 1.96 * e,
-            "raw_score": float(np.asarray(raw).ravel()[0]) if raw is not None else None, "ceiling": None, "error": e,
-            "n_stimuli": None, "time": round(time.perf_counter() - t0, 2), "details": "{}"}
+    return ResultRow(
+        model=model.id,
+        architecture=model.arch,
+        rule=model.rule,
+        seed=model.seed,
+        checkpoint_hash=model.hash,
+        benchmark=info.id,
+        version=info.version,
+        region=info.region,
+        species=info.species,
+        layer="region_layer_map",
+        committed=True,
+        score=v,
+        ci_low=None if e is None else v - 1.96 * e,
+        ci_high=None if e is None else v + 1.96 * e,
+        raw_score=float(np.asarray(raw).ravel()[0]) if raw is not None else None,
+        ceiling=None,
+        error=e,
+        n_stimuli=None,
+        time=round(time.perf_counter() - t0, 2),
+        details=json.dumps({"region_layer_map": region_map}),
+    )
 
 
-def print_table(rows: list[dict]) -> None:
+def score(cfg: ScoreConfig) -> list[ResultRow]:
+    """Score every model on every benchmark; with ``out``, each pair's rows are appended as it finishes.
+
+    Benchmarks and model ids are all checked first, so a typo anywhere costs no extraction.
+    """
+    if not cfg.models:
+        raise NmncError(
+            "give a model: a checkpoint path, 'pixels', 'random:<arch>' or a zoo name (see --list)"
+        )
+    results = results_path(cfg.out)
+    if cfg.skip_scored and results is None:
+        raise NmncError("skipping scored pairs needs the results folder: give --out DIR")
+    benches = load_benchmarks(cfg)
+    for spec in cfg.models:
+        check_model(spec)
+    done = scored_pairs(results) if cfg.skip_scored else set()
+    rows = []
+    for spec in cfg.models:
+        model = resolve_model(spec, cfg.build, cfg.build_sets, cfg.progress, cfg.data_root)
+        for bench in benches:
+            if (model.hash, bench.id, bench.version) in done:
+                print(
+                    f"skipped {spec} on {bench.id} (version {bench.version}): its weights {model.hash} "
+                    f"are scored in {results}",
+                    file=sys.stderr,
+                )
+                continue
+            new = score_pair(model, bench, cfg.progress)
+            if results is not None:
+                append_rows(results, new)
+            rows += new
+    return rows
+
+
+def print_table(rows: list[ResultRow]) -> None:
+    """The rows as a fixed-width table on stderr."""
     import pandas as pd
 
-    df = pd.DataFrame(rows)[["model", "benchmark", "layer", "committed", "score", "ci_low", "ci_high", "raw_score", "ceiling", "n_stimuli"]]
+    cols = ["model", "benchmark", "layer", "committed", "score"]
+    cols += ["ci_low", "ci_high", "raw_score", "ceiling", "n_stimuli"]
+    df = pd.DataFrame([dataclasses.asdict(r) for r in rows])[cols]
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"), file=sys.stderr)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m brain_benchmarks.score", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", action="append", help="checkpoint, 'pixels', 'random:<arch>' or a zoo name (repeatable)")
-    p.add_argument("--benchmark", nargs="+", action="extend", help="benchmark ids or folders (default: all offline ones)")
-    p.add_argument("--data-root")
-    p.add_argument("--download", action="store_true", help="download missing benchmark data into the cache")
-    p.add_argument("--out", help="results table to append to (CSV)")
-    p.add_argument("--json", action="store_true", help="print the scores as a JSON list on stdout")
-    p.add_argument("--list-benchmarks", action="store_true")
-    p.add_argument("--list-models", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    from model_zoo.registry import list_lines, resolve as resolver
-    if args.list_benchmarks:
-        for name in BENCHMARKS.names():
-            print(f"{name:34s} {BENCHMARKS.get(name).help}")
-        for name in sorted(PUBLIC):
-            print(f"{name:34s} Brain-Score public benchmark (needs its data in $BRAINIO_HOME)")
+def print_list() -> None:
+    """Every model id, then every benchmark id (``--list``)."""
+    from model_zoo.registry import list_lines as zoo_lines
+
+    print("models:")
+    size = PIXELS["input_size"]
+    print(f"  {'pixels':22s} raw pixels ({size}x{size} RGB, {PIXELS['resize']} resize)")
+    for arch in MODELS.names():
+        print(
+            f"  {'random:' + arch:22s} {arch} at initialisation (seed 0; random:{arch}@S for seed S)"
+        )
+    print(f"  {'<path>':22s} an nmnc checkpoint file or run folder")
+    for line in zoo_lines():
+        print(f"  {line}")
+    print("benchmarks:")
+    for line in benchmark_lines():
+        print(f"  {line}")
+    print(
+        f"  {'<folder>':34s} a user-defined benchmark (benchmark.json, stimuli, rdms.npy or responses.npy)"
+    )
+
+
+def build_sets(pairs: list[str]) -> dict[str, str]:
+    """``--set build.<key>=<value>`` pairs as zoo build settings (other keys are an error)."""
+    out = {}
+    for key, value in parse_sets(pairs).items():
+        scope, dot, name = key.partition(".")
+        if scope != "build" or not dot or not name:
+            raise UnknownNameError(
+                "--set key",
+                key,
+                ["build.<key>"],
+                "scoring takes build.<key>=<value>: a setting of nmnc.train for building zoo models",
+            )
+        out[name] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> ScoreConfig:
+    """The ScoreConfig the parsed flags describe."""
+    return ScoreConfig(
+        models=tuple(args.model),
+        benchmarks=tuple(args.benchmark) if args.benchmark else OFFLINE,
+        data_root=args.data_root,
+        download=args.download,
+        out=args.out,
+        progress=not args.quiet,
+        skip_scored=args.skip_scored,
+        build=not args.no_build,
+        build_sets=build_sets(args.sets),
+    )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = parser(
+        PROG,
+        __doc__,
+        out=f"folder of the results table ({RESULTS}, appended to)",
+        sets="build.<key>=<value>: a setting of nmnc.train for building zoo models without weights",
+        listing="list the models, then the benchmarks, and exit",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="checkpoint, 'pixels', 'random:<arch>[@seed]' or a zoo name (repeatable)",
+    )
+    p.add_argument(
+        "--benchmark",
+        nargs="+",
+        action="extend",
+        metavar="ID",
+        help="benchmark ids or folders (repeatable; default: every offline one)",
+    )
+    p.add_argument(
+        "--download", action="store_true", help="download missing benchmark data into the cache"
+    )
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list on stdout")
+    p.add_argument(
+        "--no-build",
+        action="store_true",
+        help="a zoo model without weights is an error instead of being built from its recipe",
+    )
+    p.add_argument(
+        "--skip-scored",
+        action="store_true",
+        help="skip weights and benchmarks already in DIR/results.csv (one line each on stderr)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, build a ScoreConfig, call :func:`score`, print the table (and JSON)."""
+    args = make_parser().parse_args(argv)
+    if args.list:
+        print_list()
         return 0
-    if args.list_models:
-        print("pixels                raw pixels (64x64 RGB)")
-        for arch in MODELS.names():
-            print(f"random:{arch:14s} {arch} at initialisation (seed 0; random:{arch}@S for seed S)")
-        print("<path>                an nmnc checkpoint file or run folder")
-        for line in list_lines():
-            print(line)
-        return 0
-    if not args.model:
-        raise NmncError("--model is required: a checkpoint path, 'pixels', 'random:<arch>' or a zoo name (see --list-models)")
-    all_rows = []
-    for spec in args.model:
-        rows = score_model(spec, args.benchmark or OFFLINE, args.data_root, args.download, args.out, not args.quiet, resolver)
-        all_rows += rows
-    if not args.quiet:
-        print_table(all_rows)
+    cfg = config_from_args(args)
+    if args.print_config:
+        return print_config(cfg)
+    rows = score(cfg)
+    if not args.quiet and rows:
+        print_table(rows)
     if args.json:
-        keys = ["model", "benchmark", "layer", "committed", "score", "ci_low", "ci_high", "ceiling", "n_stimuli", "raw_score", "version"]
-        print(json.dumps([{k: r[k] for k in keys} for r in all_rows], indent=1))
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
     return 0
 
 
-
-
 if __name__ == "__main__":
-    sys.exit(run_cli(main, prog="brain_benchmarks.score"))
+    entry(main, "brain_benchmarks.score")

@@ -1,110 +1,228 @@
-"""Benchmarks for scoring (tables, not tests).
+"""How fast scoring is (tables, not tests): ``python -m brain_benchmarks.timing COMMAND``.
 
-    python -m brain_benchmarks.bench extraction [--model CKPT] [--images 1200]
-        images/s of our extraction against brainscore-vision's PytorchWrapper, same model, layers and images
-    python -m brain_benchmarks.bench full --model CKPT
-        wall time and peak memory of every offline benchmark for one model
-    python -m brain_benchmarks.bench brainscore-v4 [--models bp_cnn,vnc_cnn,nmnc_cnn]
-        zoo models scored on our V4 data as a Brain-Score NeuralBenchmark through their ModelCommitment
+extraction     images/s of our extraction against brainscore-vision's PytorchWrapper
+               (same model, layers and images)
+scoring        wall time and peak memory of scoring one model on every offline benchmark
+brainscore-v4  zoo models scored on our V4 data as a Brain-Score NeuralBenchmark, through
+               their ModelCommitment
 """
+
 from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from nmnc.errors import run_cli
+import pandas as pd
+
+from nmnc.cli import entry, parser, print_config, subcommands
 
 from .extract import extract
 from .models import resolve_model
 
+PROG = "python -m brain_benchmarks.timing"
 
-def extraction(args) -> None:
+
+@dataclass(frozen=True)
+class ExtractionTiming:
+    model: str = "random:cnn"
+    images: int = 1200  # from V4 session 190923 (112x112 JPEG)
+    repeats: int = 2
+    data_root: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoringTiming:
+    model: str
+    data_root: str | None = None
+
+
+@dataclass(frozen=True)
+class BrainscoreV4Timing:
+    models: tuple[str, ...] = ("bp_cnn", "vnc_cnn", "nmnc_cnn")
+    sessions: tuple[str, ...] = ()  # empty: all 9 sessions
+    splits: int = 3  # cross-validation folds of the PLS fit
+    layer: str | None = None  # V4 layer for every model (None: each model's region map)
+    data_root: str | None = None
+
+
+def time_extraction(cfg: ExtractionTiming) -> pd.DataFrame:
+    """Images/s of ``extract`` and of Brain-Score's PytorchWrapper, per repeat."""
     from .brainscore_adapter import pytorch_wrapper, stimulus_set
     from .datasets import cowley2023
 
-    model = resolve_model(args.model)
-    (session,) = cowley2023(args.data_root, sessions=["190923"])
-    stim = session["stimuli"].subset(range(min(args.images, len(session["stimuli"]))))
+    model = resolve_model(cfg.model)
+    (session,) = cowley2023(cfg.data_root, sessions=["190923"])
+    stim = session["stimuli"].subset(range(min(cfg.images, len(session["stimuli"]))))
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i in range(len(stim)):  # Brain-Score reads image files from disk
             p = Path(tmp) / f"{stim.ids[i]}"
             stim.read(i).save(p, quality=95)
             paths.append(str(p))
-        rows = []
-        for rep in range(2):
+        for rep in range(cfg.repeats):
             t = time.perf_counter()
             extract(model, stim, model.layers, use_cache=False, progress=False)
             ours = time.perf_counter() - t
-            wrapper = pytorch_wrapper(model.net, f"bench-{model.hash}-{rep}-{time.time()}", model.input_size, model.mean, model.std)
-            ss = stimulus_set(paths, stim.ids, f"bench-stimuli-{time.time()}")
+            ident = f"timing-{model.hash}-{rep}-{time.time()}"
+            wrapper = pytorch_wrapper(model.net, ident, model.input_size, model.mean, model.std)
+            ss = stimulus_set(paths, stim.ids, f"timing-stimuli-{time.time()}")
             t = time.perf_counter()
             wrapper(ss, layers=model.layers)
             theirs = time.perf_counter() - t
-            rows.append((rep, ours, theirs))
-    print(f"model {model.arch} ({model.hash}), {len(stim)} images (112x112 JPEG -> {model.input_size}px), layers {','.join(model.layers)}")
-    print(f"{'run':>4s} {'ours img/s':>11s} {'PytorchWrapper img/s':>21s} {'speed-up':>9s}")
-    for rep, ours, theirs in rows:
-        print(f"{rep:4d} {len(stim) / ours:11.1f} {len(stim) / theirs:21.1f} {theirs / ours:9.2f}x")
+            rows.append(
+                {
+                    "run": rep,
+                    "ours_img_s": len(stim) / ours,
+                    "pytorchwrapper_img_s": len(stim) / theirs,
+                    "speed_up": theirs / ours,
+                }
+            )
+    print(
+        f"model {model.arch} ({model.hash}), {len(stim)} images (112x112 JPEG -> {model.input_size}px), "
+        f"layers {','.join(model.layers)}"
+    )
+    return pd.DataFrame(rows)
 
 
-def full(args) -> None:
-    from .score import OFFLINE, print_table, score_model
+def time_scoring(cfg: ScoringTiming) -> pd.DataFrame:
+    """Wall time and peak resident memory of scoring one model on every offline benchmark."""
+    from .score import ScoreConfig, print_table, score
 
     t = time.perf_counter()
-    rows = score_model(args.model, OFFLINE, args.data_root, progress=False)
+    rows = score(ScoreConfig(models=(cfg.model,), data_root=cfg.data_root, progress=False))
     wall = time.perf_counter() - t
     print_table(rows)
-    print(f"wall {wall:.1f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    return pd.DataFrame(
+        [{"model": cfg.model, "rows": len(rows), "wall_s": wall, "peak_rss_mb": peak}]
+    )
 
 
-def brainscore_v4(args) -> None:
+def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
     """Our V4 benchmark as a Brain-Score NeuralBenchmark, scored through each zoo model's ModelCommitment."""
-    from .brainscore_adapter import _patched, neural_benchmark, register_benchmark, register_zoo_model
-    from .benchmarks import NeuralBenchmark
-    from .datasets import cowley2023
-
     from nmnc.data import cache_dir
 
-    sessions = cowley2023(args.data_root, sessions=args.sessions.split(",") if args.sessions else None)
-    ceiling = NeuralBenchmark("c", 1, "V4", "macaque", sessions).ceiling()
-    register_benchmark("Cowley2023.V4-pls", lambda: neural_benchmark("Cowley2023.V4-pls", sessions, "V4",
-                                                                    cache_dir() / "brainscore_stimuli", ceiling, splits=args.splits))
+    from .benchmarks import NeuralBenchmark, benchmark_info
+    from .brainscore_adapter import (
+        _patched,
+        neural_benchmark,
+        register_benchmark,
+        register_zoo_model,
+    )
+    from .datasets import cowley2023
+
+    info = benchmark_info("Cowley2023.V4-pls")
+    sessions = cowley2023(cfg.data_root, sessions=list(cfg.sessions) or None)
+    ceiling = NeuralBenchmark(info, sessions).ceiling()
+    folder = cache_dir() / "brainscore_stimuli"
+    register_benchmark(
+        info.id,
+        lambda: neural_benchmark(info.id, sessions, "V4", folder, ceiling, splits=cfg.splits),
+    )
     bs = _patched()
-    print(f"{'model':12s} {'identifier':32s} {'V4 layer':9s} {'score':>7s}  session scores")
-    for name in args.models.split(","):
-        ident = register_zoo_model(name, {"V4": args.layer} if args.layer else None)
+    rows = []
+    for name in cfg.models:
+        ident = register_zoo_model(name, {"V4": cfg.layer} if cfg.layer else None)
         t = time.perf_counter()
-        score = bs.score(ident, "Cowley2023.V4-pls")
+        s = bs.score(ident, info.id)
         layer = bs.load_model(ident).layer_model.region_layer_map["V4"]
-        sess = ", ".join(f"{v:.3f}" for v in score.attrs.get("session_scores", []))
-        print(f"{name:12s} {ident:32s} {layer:9s} {float(score):7.3f}  [{sess}] ({time.perf_counter() - t:.0f} s)")
+        sessions_scores = " ".join(f"{v:.3f}" for v in s.attrs.get("session_scores", []))
+        rows.append(
+            {
+                "model": name,
+                "identifier": ident,
+                "v4_layer": layer,
+                "score": float(s),
+                "session_scores": sessions_scores,
+                "seconds": time.perf_counter() - t,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m brain_benchmarks.bench")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("extraction")
-    e.add_argument("--model", default="random:cnn")
-    e.add_argument("--images", type=int, default=1200)
-    e.add_argument("--data-root")
-    f = sub.add_parser("full")
-    f.add_argument("--model", required=True)
-    f.add_argument("--data-root")
-    b = sub.add_parser("brainscore-v4", help="zoo models scored on our V4 data through brainscore_vision")
-    b.add_argument("--models", default="bp_cnn,vnc_cnn,nmnc_cnn")
-    b.add_argument("--sessions", help="comma-separated session ids (default: all 9)")
-    b.add_argument("--splits", type=int, default=3)
-    b.add_argument("--layer", help="V4 layer for every model (default: the model's region map)")
-    b.add_argument("--data-root")
-    args = p.parse_args(argv)
-    {"extraction": extraction, "full": full, "brainscore-v4": brainscore_v4}[args.cmd](args)
+def make_parser() -> argparse.ArgumentParser:
+    p = parser(PROG, __doc__, data_root=False, print_config=False, quiet=False)
+    sub = subcommands(p)
+    e = parser(
+        PROG,
+        "images/s of our extraction against Brain-Score's PytorchWrapper",
+        quiet=False,
+        parent=sub,
+        name="extraction",
+    )
+    e.add_argument("--model", default=ExtractionTiming.model, help="model id (default random:cnn)")
+    e.add_argument("--images", type=int, default=ExtractionTiming.images)
+    e.add_argument("--repeats", type=int, default=ExtractionTiming.repeats)
+    s = parser(
+        PROG,
+        "wall time and peak memory of scoring one model on every offline benchmark",
+        quiet=False,
+        parent=sub,
+        name="scoring",
+    )
+    s.add_argument(
+        "--model", required=True, help="checkpoint, 'pixels', 'random:<arch>' or a zoo name"
+    )
+    b = parser(
+        PROG,
+        "zoo models scored on our V4 data through brainscore_vision",
+        quiet=False,
+        parent=sub,
+        name="brainscore-v4",
+    )
+    b.add_argument(
+        "--models",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="zoo names (default bp_cnn vnc_cnn nmnc_cnn)",
+    )
+    b.add_argument(
+        "--sessions",
+        nargs="+",
+        action="extend",
+        metavar="ID",
+        help="V4 session ids (default: all 9)",
+    )
+    b.add_argument("--splits", type=int, default=BrainscoreV4Timing.splits)
+    b.add_argument("--layer", help="V4 layer for every model (default: each model's region map)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """The timing config of the chosen subcommand."""
+    if args.command == "extraction":
+        return ExtractionTiming(args.model, args.images, args.repeats, args.data_root)
+    if args.command == "scoring":
+        return ScoringTiming(args.model, args.data_root)
+    models = tuple(args.models) if args.models else BrainscoreV4Timing.models
+    return BrainscoreV4Timing(
+        models, tuple(args.sessions or ()), args.splits, args.layer, args.data_root
+    )
+
+
+RUN = {
+    ExtractionTiming: time_extraction,
+    ScoringTiming: time_scoring,
+    BrainscoreV4Timing: time_brainscore_v4,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, build the subcommand's config, run it and print its table."""
+    args = make_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    if args.print_config:
+        return print_config(cfg)
+    table = RUN[type(cfg)](cfg)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, prog="brain_benchmarks.bench"))
+    entry(main, "brain_benchmarks.timing")

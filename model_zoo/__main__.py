@@ -1,19 +1,60 @@
-"""``python -m model_zoo list``: zoo names, whether their weights are present, key metrics."""
-import sys
+"""``python -m model_zoo list | build NAME | plugin NAME --out DIR``: the model zoo's commands."""
 
-from nmnc.errors import NmncError, run_cli
+from nmnc.cli import entry, parser, subcommands
 
+from . import build, plugin
 from .registry import list_lines
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] not in ([], ["list"]):
-        raise NmncError(f"unknown command '{argv[0]}'; use 'python -m model_zoo list', 'python -m model_zoo.build NAME' or 'python -m model_zoo.plugin NAME --out DIR'")
+    """List zoo entries, build one from its recipe, or write its Brain-Score plugin."""
+    p = parser(
+        "python -m model_zoo",
+        __doc__,
+        data_root=False,
+        print_config=False,
+        quiet=False,
+        listing="the same as the list command",
+    )
+    sub = subcommands(p)
+    sub.required = False
+    parser(
+        "",
+        "list zoo names, whether their weights are present, and key metrics",
+        parent=sub,
+        name="list",
+        data_root=False,
+        print_config=False,
+        quiet=False,
+    )
+    b = parser(
+        "",
+        "train a zoo entry from its recipe (resumes an interrupted build)",
+        parent=sub,
+        name="build",
+        sets="setting on top of the recipe (any --set key of nmnc.train)",
+    )
+    build.add_arguments(b)
+    g = parser(
+        "",
+        "write a Brain-Score plugin for a zoo model",
+        parent=sub,
+        name="plugin",
+        out="folder for <plugin>/, <plugin>.zip and weights/<identifier>.pt",
+        data_root=False,
+    )
+    plugin.add_arguments(g)
+    args = p.parse_args(argv)
+    if args.command is None and not args.list:
+        p.error("give a command (list, build or plugin) or --list")
+    if args.command == "build":
+        return build.run(args)
+    if args.command == "plugin":
+        return plugin.run(args)
     print(f"{'name':14s} {'arch':7s} {'rule':5s} {'weights':16s} metrics")
     print("\n".join(list_lines()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, prog="model_zoo"))
+    entry(main, "model_zoo")

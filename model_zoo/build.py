@@ -1,54 +1,177 @@
-"""Train a zoo entry from its recipe: ``python -m model_zoo.build NAME [--gpu] [--data-root D]``.
+"""Train a zoo entry from its recipe; resume an interrupted build.
 
-Resumes an interrupted build; records the result (identifier, test accuracy, recipe, SHA-256) in
-``<zoo>/<name>/entry.json``.
+``python -m model_zoo build NAME [--gpu | --cpu] [--set KEY=VALUE ...] [--print-config]``
+(``python -m model_zoo.build NAME`` is the same). The result (identifier, test accuracy, recipe,
+SHA-256) is recorded in ``<zoo>/<name>/entry.json``.
 """
+
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from nmnc.checkpoint import load_checkpoint, weights_hash
+from nmnc.checkpoint import load_checkpoint
+from nmnc.cli import entry, print_config
+from nmnc.cli import parser as make_parser
+from nmnc.config import TrainConfig, parse_sets
 from nmnc.data.download import file_hash
-from nmnc.errors import run_cli
+from nmnc.errors import NmncError
 from nmnc.io import atomic_write_text
-from nmnc.train import config_from_args, parser
-from nmnc.training.trainer import train_or_resume
+from nmnc.training import train_or_resume
+from nmnc.training.recipes import recipe_steps
 
-from .registry import checkpoint_path, get, zoo_dir
+from .registry import ZOO, checkpoint_path, get, has_weights, zoo_dir
+
+# Rough CPU seconds per training example on 2 cores (cnn, resnet at width 0.25; noise rules at P=4),
+# for the one-line estimate printed before a build. The progress bar shows the measured rate.
+SECONDS_PER_EXAMPLE = {
+    ("cnn", "bp"): 0.0015,
+    ("cnn", "vnc"): 0.02,
+    ("cnn", "nmnc"): 0.02,
+    ("resnet", "bp"): 0.01,
+    ("resnet", "vnc"): 0.3,
+    ("resnet", "nmnc"): 0.3,
+}
 
 
-def build(name: str, gpu: bool | None = None, data_root: str | None = None, extra: list[str] | None = None) -> dict:
-    e = get(name)
-    gpu = torch.cuda.is_available() if gpu is None else gpu
-    recipe = list(e.gpu_recipe if gpu else e.cpu_recipe) + list(extra or [])
-    out = zoo_dir() / name
-    args = recipe + ["--out", str(out)] + (["--data-root", data_root] if data_root else [])
-    train_or_resume(config_from_args(parser().parse_args(args)))
-    ck = load_checkpoint(checkpoint_path(name))
-    test_acc = next((m["test_acc"] for m in reversed(ck["metrics"]) if "test_acc" in m), None)
-    rec = {"name": name, "identifier": f"{name}-{weights_hash(ck['model_state'])}", "arch": e.arch, "rule": e.rule,
-           "recipe": recipe, "gpu": gpu, "test_acc": test_acc, "steps": ck["step"], "sha256": file_hash(checkpoint_path(name))}
-    atomic_write_text(out / "entry.json", json.dumps(rec, indent=1))
+@dataclass(frozen=True)
+class BuildConfig:
+    name: str
+    gpu: bool | None = None  # None: the GPU recipe when CUDA is present, else the CPU recipe
+    data_root: str | None = None
+    sets: dict = field(
+        default_factory=dict
+    )  # settings on top of the recipe (any --set key of nmnc.train)
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ZooRecord:
+    name: str
+    identifier: str
+    arch: str
+    rule: str
+    recipe: str
+    gpu: bool
+    test_acc: float | None
+    steps: int
+    sha256: str
+    settings: dict
+
+
+def train_config(cfg: BuildConfig) -> TrainConfig:
+    """The training configuration a build runs: the entry's recipe, then ``cfg.sets``."""
+    e = get(cfg.name)
+    gpu = torch.cuda.is_available() if cfg.gpu is None else cfg.gpu
+    return e.recipe(gpu).config(
+        e.rule, zoo_dir() / cfg.name, seed=0, data_root=cfg.data_root, extra=cfg.sets
+    )
+
+
+def build_entry(cfg: BuildConfig) -> ZooRecord:
+    """Train (or resume) a zoo entry from its recipe and record the result."""
+    e = get(cfg.name)
+    gpu = torch.cuda.is_available() if cfg.gpu is None else cfg.gpu
+    recipe = e.recipe(gpu)
+    tcfg = train_config(cfg)
+    result = train_or_resume(tcfg, progress=cfg.progress)
+    ck = load_checkpoint(result.checkpoint)
+    rec = ZooRecord(
+        cfg.name,
+        f"{cfg.name}-{ck.weights_hash}",
+        e.arch,
+        e.rule,
+        recipe.name,
+        gpu,
+        ck.test_acc,
+        ck.step,
+        file_hash(checkpoint_path(cfg.name)),
+        recipe.settings(e.rule, cfg.sets),
+    )
+    atomic_write_text(
+        zoo_dir() / cfg.name / "entry.json", json.dumps(dataclasses.asdict(rec), indent=1)
+    )
     return rec
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_zoo.build", description=__doc__.split("\n\n")[0])
-    p.add_argument("name")
-    p.add_argument("--gpu", action="store_true", help="the full-size GPU recipe (default: GPU recipe when CUDA is present)")
-    p.add_argument("--cpu", action="store_true", help="the CPU-sized recipe even on a GPU machine")
-    p.add_argument("--data-root")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="extra settings appended to the recipe")
-    args = p.parse_args(argv)
+def estimate_minutes(cfg: BuildConfig) -> float:
+    """A rough wall-time estimate of a CPU build (the progress bar then shows the real rate)."""
+    e = get(cfg.name)
+    tcfg = train_config(cfg)
+    steps = tcfg.steps or recipe_steps(e.recipe(False), e.rule)
+    per = SECONDS_PER_EXAMPLE.get((e.arch, e.rule), 0.05) * tcfg.model_settings.get("width", 1.0)
+    return steps * tcfg.batch_size * per / 60
+
+
+def ensure_weights(
+    name: str,
+    build: bool = True,
+    sets: dict | None = None,
+    progress: bool = True,
+    data_root: str | None = None,
+) -> Path:
+    """The checkpoint of zoo model ``name``; built from its recipe first when no weights are here."""
+    if has_weights(name):
+        return checkpoint_path(name)
+    if not build:
+        raise NmncError(
+            f"zoo model '{name}' has no weights in {zoo_dir()}; build it with "
+            f"'python -m model_zoo build {name}', or leave out --no-build to build it on first use"
+        )
+    cfg = BuildConfig(name, data_root=data_root, sets=dict(sets or {}), progress=progress)
+    tcfg = train_config(cfg)
+    device = "GPU" if tcfg.device != "cpu" and torch.cuda.is_available() else "CPU"
+    e = get(name)
+    recipe = e.recipe(device == "GPU")
+    when = (
+        "" if device == "GPU" else f", about {max(estimate_minutes(cfg), 0.1):.1f} min on 2 cores"
+    )
+    print(
+        f"zoo model '{name}' has no weights: building it now from recipe {recipe.name} on the {device} "
+        f"({tcfg.model}, {tcfg.rule}{when}) into {zoo_dir() / name}",
+        file=sys.stderr,
+        flush=True,
+    )
+    build_entry(cfg)
+    return checkpoint_path(name)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("name", help=f"zoo entry: {', '.join(ZOO.names())}")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--gpu", action="store_true", help="the full-size GPU recipe (default when CUDA is present)"
+    )
+    g.add_argument("--cpu", action="store_true", help="the CPU-sized recipe even on a GPU machine")
+
+
+def run(args) -> int:
+    """Build from parsed flags (shared by ``python -m model_zoo build`` and ``model_zoo.build``)."""
     gpu = True if args.gpu else False if args.cpu else None
-    rec = build(args.name, gpu, args.data_root, ["--set", *args.set] if args.set else None)
-    print(json.dumps(rec, indent=1))
+    cfg = BuildConfig(
+        args.name, gpu, args.data_root, parse_sets(args.sets), progress=not args.quiet
+    )
+    if args.print_config:
+        return print_config(train_config(cfg))
+    print(json.dumps(dataclasses.asdict(build_entry(cfg)), indent=1))
     return 0
 
 
+def main(argv=None) -> int:
+    """``python -m model_zoo.build NAME``: train a zoo entry from its recipe."""
+    p = make_parser(
+        "python -m model_zoo.build",
+        __doc__.split("\n\n")[0],
+        sets="setting on top of the recipe (any --set key of nmnc.train)",
+    )
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main, prog="model_zoo.build"))
+    entry(main, "model_zoo.build")

@@ -4,6 +4,7 @@ A registry maps a plain name to a factory and the frozen dataclass holding its s
 ``--set key=value`` can be checked against known keys and a checkpoint can rebuild the object from
 its name and settings alone.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,9 @@ class Registry:
         def wrap(factory):
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' registered twice")
-            self._entries[name] = Entry(name, factory, settings, help or (factory.__doc__ or "").strip().split("\n")[0])
+            self._entries[name] = Entry(
+                name, factory, settings, help or (factory.__doc__ or "").strip().split("\n")[0]
+            )
             return factory
 
         return wrap
@@ -60,7 +63,9 @@ class Registry:
 
     def settings(self, name: str, overrides: dict[str, Any] | None = None):
         """The entry's settings dataclass with ``overrides`` applied (unknown keys are an error)."""
-        return apply_overrides(self.get(name).settings(), overrides or {}, f"{self.kind} '{name}' setting")
+        return apply_overrides(
+            self.get(name).settings(), overrides or {}, f"{self.kind} '{name}' setting"
+        )
 
 
 def _scalar(value: str, like: Any) -> Any:
@@ -94,17 +99,25 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
         items = value.split(",") if isinstance(value, str) else list(value)
         like = default[0] if default else None
         try:
-            return tuple(_scalar(v.strip(), like) if isinstance(v, str) else v for v in items if str(v).strip())
+            return tuple(
+                _scalar(v.strip(), like) if isinstance(v, str) else v
+                for v in items
+                if str(v).strip()
+            )
         except ValueError:
             kind = type(like).__name__ if like is not None else "value"
             example = ",".join(str(v) for v in default) or "1,2"
-            raise NmncError(f"setting {key}={value!r} is not a comma-separated list of {kind}; give e.g. {key}={example}") from None
+            raise NmncError(
+                f"setting {key}={value!r} is not a comma-separated list of {kind}; give e.g. {key}={example}"
+            ) from None
     if not isinstance(value, str):
         return value
     try:
         return _scalar(value, default)
     except ValueError:
-        raise NmncError(f"setting {key}={value!r} is not a valid {type(default).__name__}; give e.g. {key}={default}") from None
+        raise NmncError(
+            f"setting {key}={value!r} is not a valid {type(default).__name__}; give e.g. {key}={default}"
+        ) from None
 
 
 def apply_overrides(obj, overrides: dict[str, Any], kind: str):

@@ -32,11 +32,27 @@ FORMAT = "nmnc-checkpoint"
 VERSION = 1
 
 
-def assemble(*, model: str, model_settings: dict, rule: str, rule_settings: dict, rule_state: dict,
-             config: dict, model_state: dict, data: dict, metrics: list, step: int, total_steps: int,
-             examples: int = 0, perturbations: int = 0, elapsed: float = 0.0,
-             optimizer_state: dict | None = None, scheduler_state: dict | None = None,
-             rng: dict | None = None, device: str = "cpu") -> dict:
+def assemble(
+    *,
+    model: str,
+    model_settings: dict,
+    rule: str,
+    rule_settings: dict,
+    rule_state: dict,
+    config: dict,
+    model_state: dict,
+    data: dict,
+    metrics: list,
+    step: int,
+    total_steps: int,
+    examples: int = 0,
+    perturbations: int = 0,
+    elapsed: float = 0.0,
+    optimizer_state: dict | None = None,
+    scheduler_state: dict | None = None,
+    rng: dict | None = None,
+    device: str = "cpu",
+) -> dict:
     """The checkpoint payload (plain types), with provenance added."""
     return {
         "format": FORMAT,
@@ -125,8 +141,12 @@ class Checkpoint:
     def counters(self) -> dict:
         """Step, examples, perturbations and training seconds (what a resumed run continues)."""
         p = self.payload
-        return {"step": p["step"], "examples": p["examples"], "perturbations": p["perturbations"],
-                "elapsed": p.get("elapsed", 0.0)}
+        return {
+            "step": p["step"],
+            "examples": p["examples"],
+            "perturbations": p["perturbations"],
+            "elapsed": p.get("elapsed", 0.0),
+        }
 
     @property
     def metrics(self) -> list[dict]:
@@ -182,8 +202,10 @@ class Checkpoint:
             model.load_state_dict(self.model_state)
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0]
-            raise CheckpointError(f"{self.path or 'checkpoint'}: its weights do not fit architecture '{self.arch}' "
-                                  f"({first[:160]}); use a checkpoint written by this nmnc") from None
+            raise CheckpointError(
+                f"{self.path or 'checkpoint'}: its weights do not fit architecture '{self.arch}' "
+                f"({first[:160]}); use a checkpoint written by this nmnc"
+            ) from None
         return model.to(device).eval()
 
     def untrained_model(self, seed: int | None = -1):
@@ -199,8 +221,14 @@ class Checkpoint:
     def slim(self) -> dict:
         """What inference needs: architecture, weights and preprocessing; no optimizer or rule state."""
         d = self.payload["data"]
-        return {"format": FORMAT, "version": VERSION, "model": self.payload["model"], "model_state": self.model_state,
-                "data": {k: d[k] for k in ("mean", "std", "input_size", "classes")}, "rule": {"name": self.rule}}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "model": self.payload["model"],
+            "model_state": self.model_state,
+            "data": {k: d[k] for k in ("mean", "std", "input_size", "classes")},
+            "rule": {"name": self.rule},
+        }
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
@@ -218,20 +246,32 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}; give a checkpoint file or a run folder written by 'python -m nmnc.train --out DIR'")
+        raise CheckpointError(
+            f"no checkpoint at {path}; give a checkpoint file or a run folder written by 'python -m nmnc.train --out DIR'"
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err):
-            raise CheckpointError(f"{path} holds pickled Python objects beyond plain tensors and types, so it was not written by nmnc; give a checkpoint from 'python -m nmnc.train'") from None
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or damaged); use an intact copy or retrain") from None
+            raise CheckpointError(
+                f"{path} holds pickled Python objects beyond plain tensors and types, so it was not written by nmnc; give a checkpoint from 'python -m nmnc.train'"
+            ) from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or damaged); use an intact copy or retrain"
+        ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, damaged or not a torch file: {first[:160]}); use an intact copy or retrain") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated, damaged or not a torch file: {first[:160]}); use an intact copy or retrain"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} was not written by nmnc (no '{FORMAT}' marker); give a checkpoint from 'python -m nmnc.train'")
+        raise CheckpointError(
+            f"{path} was not written by nmnc (no '{FORMAT}' marker); give a checkpoint from 'python -m nmnc.train'"
+        )
     if payload.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {payload['version']}, newer than this nmnc reads ({VERSION}); upgrade nmnc")
+        raise CheckpointError(
+            f"{path} has checkpoint version {payload['version']}, newer than this nmnc reads ({VERSION}); upgrade nmnc"
+        )
     return Checkpoint(payload, path)
 
 
@@ -246,7 +286,9 @@ def weights_hash(state: dict) -> str:
     """Content hash of a state dict (names, dtypes, bytes): the identity of a trained variant."""
     h = hashlib.sha256()
     for k in sorted(state):
-        t = state[k].detach().cpu().contiguous().reshape(-1)  # 0-dim buffers (BatchNorm's step count) too
+        t = (
+            state[k].detach().cpu().contiguous().reshape(-1)
+        )  # 0-dim buffers (BatchNorm's step count) too
         h.update(k.encode())
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -258,8 +300,25 @@ def code_version() -> dict:
     """Git SHA and dirty flag of the nmnc source tree (``None`` outside a git checkout)."""
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()) if sha else None
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+        dirty = (
+            bool(
+                subprocess.run(
+                    ["git", "status", "--porcelain", "--untracked-files=no"],
+                    cwd=here,
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout.strip()
+            )
+            if sha
+            else None
+        )
     except (OSError, subprocess.SubprocessError):
         sha, dirty = None, None
     return {"git_sha": sha, "git_dirty": dirty}
@@ -273,5 +332,10 @@ def package_versions() -> dict:
     from . import __version__
 
     # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses
-    return {"nmnc": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "numpy": str(numpy.__version__), "python": platform.python_version()}
+    return {
+        "nmnc": __version__,
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "numpy": str(numpy.__version__),
+        "python": platform.python_version(),
+    }

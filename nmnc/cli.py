@@ -20,10 +20,19 @@ from collections.abc import Callable
 from .errors import run_cli
 
 
-def parser(prog: str, description: str, *, out: str | None = None, sets: str | None = None,
-           data_root: bool = True, print_config: bool = True, quiet: bool = True,
-           listing: str | None = None, parent: argparse._SubParsersAction | None = None,
-           name: str | None = None) -> argparse.ArgumentParser:
+def parser(
+    prog: str,
+    description: str,
+    *,
+    out: str | None = None,
+    sets: str | None = None,
+    data_root: bool = True,
+    print_config: bool = True,
+    quiet: bool = True,
+    listing: str | None = None,
+    parent: argparse._SubParsersAction | None = None,
+    name: str | None = None,
+) -> argparse.ArgumentParser:
     """A parser (or subcommand parser) with the shared flags this command takes.
 
     ``out`` is the help text of ``--out DIR`` (omit for commands that write nothing); ``sets``
@@ -37,14 +46,29 @@ def parser(prog: str, description: str, *, out: str | None = None, sets: str | N
     if out is not None:
         p.add_argument("--out", metavar="DIR", help=out)
     if sets is not None:
-        p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                       help=f"{sets} (repeatable; later pairs win)")
+        p.add_argument(
+            "--set",
+            dest="sets",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"{sets} (repeatable; later pairs win)",
+        )
     if data_root:
-        p.add_argument("--data-root", metavar="DIR", help="folder holding the datasets (default: $NMNC_DATA_ROOT, else ~/.cache/nmnc/data)")
+        p.add_argument(
+            "--data-root",
+            metavar="DIR",
+            help="folder holding the datasets (default: $NMNC_DATA_ROOT, else ~/.cache/nmnc/data)",
+        )
     if quiet:
         p.add_argument("--quiet", action="store_true", help="no progress bars or tables on stderr")
     if print_config:
-        p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit without doing any work")
+        p.add_argument(
+            "--print-config",
+            action="store_true",
+            help="print the resolved configuration as JSON and exit without doing any work",
+        )
     if listing is not None:
         p.add_argument("--list", action="store_true", help=listing)
     return p

@@ -4,6 +4,7 @@ Precedence: defaults < command-line flags < ``--set key=value``. ``--set`` keys 
 model's settings, then the rule's, then the training settings below; ``model.``, ``rule.`` or
 ``train.`` prefixes pick one explicitly. Unknown keys are an error listing the known ones.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,13 @@ class TrainConfig:
 
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {
-    "model", "rule", "dataset", "out", "model_settings", "rule_settings"}
+    "model",
+    "rule",
+    "dataset",
+    "out",
+    "model_settings",
+    "rule_settings",
+}
 SCOPES = ("model", "rule", "train")
 
 
@@ -75,7 +82,12 @@ def build_config(base: TrainConfig, sets: dict[str, object]) -> TrainConfig:
     for key, value in sets.items():
         scope, _, name = key.rpartition(".")
         if scope and scope not in SCOPES:
-            raise UnknownNameError("--set scope", scope, SCOPES, f"write {key.split('.')[-1]}=... or model./rule./train. before it")
+            raise UnknownNameError(
+                "--set scope",
+                scope,
+                SCOPES,
+                f"write {key.split('.')[-1]}=... or model./rule./train. before it",
+            )
         if scope == "model" or (not scope and name in model_fields):
             model_s[name] = value
         elif scope == "rule" or (not scope and name in rule_fields):
@@ -86,7 +98,12 @@ def build_config(base: TrainConfig, sets: dict[str, object]) -> TrainConfig:
             train_s[name] = value
         else:
             known = sorted(model_fields) + sorted(rule_fields) + sorted(TRAIN_KEYS)
-            raise UnknownNameError("--set key", key, known, f"keys of model '{base.model}', rule '{base.rule}' and training")
+            raise UnknownNameError(
+                "--set key",
+                key,
+                known,
+                f"keys of model '{base.model}', rule '{base.rule}' and training",
+            )
     # validate now so a bad key or value fails before any work
     model_s = dataclasses.asdict(MODELS.settings(base.model, model_s))
     rule_s = dataclasses.asdict(RULES.settings(base.rule, rule_s))

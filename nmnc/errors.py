@@ -1,4 +1,5 @@
 """Errors a user can cause. Command-line entry points turn them into one-line messages."""
+
 from __future__ import annotations
 
 import difflib

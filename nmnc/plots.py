@@ -1,4 +1,5 @@
 """Figures with seaborn, saved as PNG and SVG (headless backend)."""
+
 from __future__ import annotations
 
 from pathlib import Path

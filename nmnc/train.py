@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import entry, parser as make_parser, print_config
+from .cli import entry, print_config
+from .cli import parser as make_parser
 from .config import TrainConfig, build_config, parse_sets
 from .data import DATASETS
 from .errors import NmncError
@@ -26,24 +27,40 @@ from .training import RECIPES, get_recipe
 def parser() -> argparse.ArgumentParser:
     """The flags of ``python -m nmnc.train``."""
     d = TrainConfig()
-    p = make_parser("python -m nmnc.train", __doc__.split("\n\n")[0],
-                    out="run folder: checkpoint.pt, metrics.jsonl and run.json are written here",
-                    sets="model, rule or training setting, e.g. width=0.5 sigma=0.05 momentum=0.9",
-                    listing="list models, rules, datasets and recipes, then exit")
+    p = make_parser(
+        "python -m nmnc.train",
+        __doc__.split("\n\n")[0],
+        out="run folder: checkpoint.pt, metrics.jsonl and run.json are written here",
+        sets="model, rule or training setting, e.g. width=0.5 sigma=0.05 momentum=0.9",
+        listing="list models, rules, datasets and recipes, then exit",
+    )
     p.add_argument("--model", help=f"architecture (default {d.model}, or the recipe's)")
     p.add_argument("--rule", default=d.rule, help=f"learning rule (default {d.rule})")
     p.add_argument("--dataset", help=f"dataset (default {d.dataset}, or the recipe's)")
-    p.add_argument("--recipe", help="start from a named recipe (see --list); flags and --set override it")
+    p.add_argument(
+        "--recipe", help="start from a named recipe (see --list); flags and --set override it"
+    )
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    p.add_argument("--train-examples", type=int, metavar="N", help="train on a seeded class-balanced subset of N images")
+    p.add_argument(
+        "--train-examples",
+        type=int,
+        metavar="N",
+        help="train on a seeded class-balanced subset of N images",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help="optimizer steps")
-    g.add_argument("--epochs", type=float, help=f"epochs over the training set (default {d.epochs})")
+    g.add_argument(
+        "--epochs", type=float, help=f"epochs over the training set (default {d.epochs})"
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-augment", action="store_true", help="turn off random crop and flip")
-    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (other flags but --steps/--epochs/--data-root are taken from it)")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run saved in DIR (other flags but --steps/--epochs/--data-root are taken from it)",
+    )
     return p
 
 
@@ -64,13 +81,21 @@ def list_all() -> str:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The run configuration the flags describe (validated; unknown names and keys are errors)."""
     if not args.out:
-        raise NmncError("--out DIR is required (the run folder for checkpoint.pt and metrics.jsonl)")
+        raise NmncError(
+            "--out DIR is required (the run folder for checkpoint.pt and metrics.jsonl)"
+        )
     if args.steps is not None and args.steps < 1:
         raise NmncError(f"--steps must be at least 1, got {args.steps}")
     if args.train_examples is not None and args.train_examples < 1:
         raise NmncError(f"--train-examples must be at least 1, got {args.train_examples}")
     sets: dict = {}
-    base = TrainConfig(rule=args.rule, seed=args.seed, out=args.out, data_root=args.data_root, download=args.download)
+    base = TrainConfig(
+        rule=args.rule,
+        seed=args.seed,
+        out=args.out,
+        data_root=args.data_root,
+        download=args.download,
+    )
     if args.recipe:
         recipe = get_recipe(args.recipe)
         base = dataclasses.replace(base, model=recipe.model, dataset=recipe.dataset)
@@ -79,8 +104,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     base = dataclasses.replace(base, **{k: v for k, v in flags.items() if v is not None})
     for reg, name in ((MODELS, base.model), (RULES, base.rule), (DATASETS, base.dataset)):
         reg.get(name)
-    flag_sets = {"train_examples": args.train_examples, "steps": args.steps, "epochs": args.epochs,
-                 "batch_size": args.batch_size, "lr": args.lr}
+    flag_sets = {
+        "train_examples": args.train_examples,
+        "steps": args.steps,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+    }
     sets.update({k: v for k, v in flag_sets.items() if v is not None})
     if args.steps is not None:
         sets["epochs"] = TrainConfig.epochs
@@ -123,7 +153,10 @@ def main(argv=None) -> int:
         result = train(cfg, progress=progress)
     print(json.dumps(result.to_dict()))
     if result.test_acc is not None:
-        print(f"test accuracy: {result.test_acc:.4f} after {result.step} steps ({result.examples} examples)", file=sys.stderr)
+        print(
+            f"test accuracy: {result.test_acc:.4f} after {result.step} steps ({result.examples} examples)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -3,6 +3,7 @@ prints images/s and peak GPU memory per rule.
 
     NMNC_DATA_ROOT=... python scripts/gpu_check.py [--steps-bp 200] [--steps-noise 60] [--out FILE.json]
 """
+
 import argparse
 import json
 import tempfile
@@ -11,14 +12,18 @@ import time
 import torch
 
 from nmnc.config import TrainConfig, build_config
-from nmnc.training.trainer import Run
+from nmnc.training import Run
 
 
 def measure(rule: str, steps: int, warmup: int, batch: int, sets: dict) -> dict:
     torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as out:
-        cfg = build_config(TrainConfig(model="resnet", rule=rule, batch_size=batch, steps=warmup + steps, out=out,
-                                       lr=0.05), {"ckpt_every": 10**9, "eval_every": 10**9, "device": "cuda", **sets})
+        cfg = build_config(
+            TrainConfig(
+                model="resnet", rule=rule, batch_size=batch, steps=warmup + steps, out=out, lr=0.05
+            ),
+            {"ckpt_every": 10**9, "eval_every": 10**9, "device": "cuda", **sets},
+        )
         run = Run(cfg, progress=False)
         run.train(stop_after=warmup)
         torch.cuda.synchronize()
@@ -27,10 +32,18 @@ def measure(rule: str, steps: int, warmup: int, batch: int, sets: dict) -> dict:
         torch.cuda.synchronize()
         dt = time.perf_counter() - t
         ev = run.evaluate()
-    return {"rule": rule, "model": "resnet", "batch": batch, "steps_timed": steps, **{k: v for k, v in sets.items()},
-            "images_per_s": steps * batch / dt, "step_ms": 1000 * dt / steps,
-            "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30,
-            "train_loss_last": run.metrics[-1]["loss"], "test_acc": ev["test_acc"]}
+    return {
+        "rule": rule,
+        "model": "resnet",
+        "batch": batch,
+        "steps_timed": steps,
+        **{k: v for k, v in sets.items()},
+        "images_per_s": steps * batch / dt,
+        "step_ms": 1000 * dt / steps,
+        "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "train_loss_last": run.metrics[-1]["loss"],
+        "test_acc": ev["test_acc"],
+    }
 
 
 def main():
@@ -47,7 +60,9 @@ def main():
         print(rows[-1], flush=True)
     print(f"{'rule':6s} {'images/s':>10s} {'step ms':>9s} {'peak GB':>8s}")
     for r in rows:
-        print(f"{r['rule']:6s} {r['images_per_s']:10.1f} {r['step_ms']:9.1f} {r['peak_gpu_mem_gb']:8.2f}")
+        print(
+            f"{r['rule']:6s} {r['images_per_s']:10.1f} {r['step_ms']:9.1f} {r['peak_gpu_mem_gb']:8.2f}"
+        )
     if a.out:
         json.dump(rows, open(a.out, "w"), indent=1)
 

@@ -1,4 +1,11 @@
+"""Shared fixtures. Markers say what a test needs and are set from the fixtures it uses:
+``data`` (the real datasets under NMNC_DATA_ROOT, default ../shared/data), ``browser`` (headless
+Chromium, installed from Debian's packages on first use when missing) and ``slow`` (set by hand;
+deselected by default). Nothing is skipped silently: a missing requirement fails the test."""
+
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -6,9 +13,20 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "NMNC_DATA_ROOT" not in os.environ and SHARED.exists():
     os.environ["NMNC_DATA_ROOT"] = str(SHARED)
-if os.environ.get("NMNC_DATA_ROOT"):  # absolute, so subprocesses started elsewhere find the data too
+if os.environ.get(
+    "NMNC_DATA_ROOT"
+):  # absolute, so subprocesses started elsewhere find the data too
     os.environ["NMNC_DATA_ROOT"] = str(Path(os.environ["NMNC_DATA_ROOT"]).expanduser().resolve())
 os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
+
+NEEDS = {"data_root": "data", "cifar": "data", "k92": "data", "chromium": "browser"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +42,31 @@ def cifar(data_root):
     from nmnc.data import load_dataset
 
     return load_dataset("cifar10", data_root)
+
+
+def _find_chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A headless Chromium binary; installed with apt-get (Debian's package) when missing."""
+    found = _find_chromium()
+    if found:
+        return found
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        pytest.fail(
+            "headless Chromium is needed and could not be installed here: run 'apt-get install chromium' as root"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+    ):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            pytest.fail(f"'{' '.join(cmd)}' failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+    found = _find_chromium()
+    if not found:
+        pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
+    return found

@@ -19,11 +19,15 @@ from nmnc.errors import DataError, UnknownNameError
 
 def test_cifar10_zip_loads_real_images(cifar):
     assert len(cifar.train) == 50_000 and len(cifar.test) == 10_000
-    assert cifar.train.images.shape == (50_000, 32, 32, 3) and cifar.train.images.dtype == torch.uint8
+    assert (
+        cifar.train.images.shape == (50_000, 32, 32, 3) and cifar.train.images.dtype == torch.uint8
+    )
     counts = torch.bincount(cifar.test.labels, minlength=10)
     assert counts.tolist() == [1000] * 10
     # real photographs: pixel statistics near the published CIFAR-10 means
-    sample = cifar.train.images[torch.randperm(50_000, generator=torch.Generator().manual_seed(0))[:5000]]
+    sample = cifar.train.images[
+        torch.randperm(50_000, generator=torch.Generator().manual_seed(0))[:5000]
+    ]
     mean = sample.float().mean((0, 1, 2)) / 255
     assert torch.allclose(mean, torch.tensor(cifar.mean), atol=0.02)
 
@@ -70,14 +74,18 @@ def test_image_folder_tree_and_zip(cifar, tmp_path, monkeypatch):
     ds = load_dataset("cifar10", tmp_path / "tree")
     assert len(ds.train) == 30 and len(ds.test) == 30
     # PNG is lossless, so the tree reproduces the original pixels
-    assert torch.equal(ds.test.images[0], cifar.test.images[torch.nonzero(cifar.test.labels == 0)[0, 0]])
+    assert torch.equal(
+        ds.test.images[0], cifar.test.images[torch.nonzero(cifar.test.labels == 0)[0, 0]]
+    )
     zdir = tmp_path / "zipped" / "cifar10"
     zdir.mkdir(parents=True)
     with zipfile.ZipFile(zdir / "c.zip", "w") as zf:
         for p in sorted((tmp_path / "tree" / "cifar10").rglob("*.png")):
             zf.write(p, "cifar-10-images/" + str(p.relative_to(tmp_path / "tree" / "cifar10")))
     dz = load_dataset("cifar10", tmp_path / "zipped")
-    assert torch.equal(dz.train.images, ds.train.images) and torch.equal(dz.train.labels, ds.train.labels)
+    assert torch.equal(dz.train.images, ds.train.images) and torch.equal(
+        dz.train.labels, ds.train.labels
+    )
 
 
 def test_missing_data_names_dataset_and_place(tmp_path):
@@ -121,7 +129,9 @@ def test_imagenet_folder(cifar, tmp_path):
             d = tmp_path / "imagenet" / split / c
             d.mkdir(parents=True)
             for j in range(4):
-                Image.fromarray(cifar.train.images[j + (c == "n02") * 10].numpy()).resize((64, 64)).save(d / f"{j}.JPEG")
+                Image.fromarray(cifar.train.images[j + (c == "n02") * 10].numpy()).resize(
+                    (64, 64)
+                ).save(d / f"{j}.JPEG")
     ds = load_dataset("imagenet", tmp_path, input_size=48)
     assert ds.classes == ["n01", "n02"] and len(ds.train) == 8
     x, y = next(ds.train.loader([(0, torch.arange(4))], True, 0, num_workers=0))
@@ -185,7 +195,9 @@ def test_cifar_download_from_local_mirror(http_dir, tmp_path, monkeypatch, cifar
     build = tmp_path / "build" / "cifar-10-batches-py"
     build.mkdir(parents=True)
     n = 20
-    for name, split in [(f"data_batch_{i}", cifar.train) for i in range(1, 6)] + [("test_batch", cifar.test)]:
+    for name, split in [(f"data_batch_{i}", cifar.train) for i in range(1, 6)] + [
+        ("test_batch", cifar.test)
+    ]:
         imgs = split.images[:n].numpy().transpose(0, 3, 1, 2).reshape(n, -1)
         with open(build / name, "wb") as f:
             pickle.dump({"data": imgs, "labels": split.labels[:n].tolist()}, f)

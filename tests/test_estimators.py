@@ -3,13 +3,22 @@
 Tolerances come from the theory: cos^2 ~ Beta(P/2, (n-1)/2) (VNC) and cos^2/alpha ~ Beta(P/2, (k-1)/2)
 (NMNC), so a mean over N independent draws has standard error sqrt(Var/N); we allow 4 standard errors.
 """
+
 import math
 
 import pytest
 import torch
 
-from nmnc.engine.manifold import Manifold
+from nmnc.engine.manifold import (
+    ESTIMATORS,
+    BufferPCA,
+    EMACovariance,
+    Manifold,
+    Sanger,
+    make_manifold,
+)
 from nmnc.engine.perturb import correlate
+from nmnc.errors import NmncError, UnknownNameError
 
 N, n, n_o = 4000, 64, 10
 
@@ -37,11 +46,11 @@ def test_vnc_cos2_matches_beta(linear, P):
     gen = torch.Generator().manual_seed(P)
     sigma = 0.1
     xi = sigma * torch.randn(P, N, n, generator=gen, dtype=torch.float64)
-    g_hat = correlate(lambda z: z @ J.T, h, xi, sigma ** 2, e)
+    g_hat = correlate(lambda z: z @ J.T, h, xi, sigma**2, e)
     c = cos(g_hat, g)
     mean, sd = beta_mean_sd(P / 2, (n - 1) / 2)
     assert mean == pytest.approx(P / (P + n - 1))
-    assert abs((c ** 2).mean().item() - mean) < 4 * sd / math.sqrt(N)
+    assert abs((c**2).mean().item() - mean) < 4 * sd / math.sqrt(N)
     assert (c >= 0).all()  # the cosine is never negative
 
 
@@ -50,11 +59,13 @@ def test_nmnc_cos2_over_alpha_matches_beta(linear, P, k):
     J, h, e, g = linear
     m = Manifold((n,), k=k, centered=True, buffer=512, refresh=1)
     gen = torch.Generator().manual_seed(1)
-    m.observe(torch.randn(512, n, generator=gen) @ torch.randn(n, n, generator=gen), 0)  # anisotropic activity
+    m.observe(
+        torch.randn(512, n, generator=gen) @ torch.randn(n, n, generator=gen), 0
+    )  # anisotropic activity
     U = m.U.double()
     xi = m.sample(P, N, 0.1, torch.Generator().manual_seed(2)).double()
     g_hat = correlate(lambda z: z @ J.T, h, xi, 0.01, e)
-    alpha = ((g @ U) ** 2).sum(1) / (g ** 2).sum(1)
+    alpha = ((g @ U) ** 2).sum(1) / (g**2).sum(1)
     ratio = cos(g_hat, g) ** 2 / alpha
     mean, sd = beta_mean_sd(P / 2, (k - 1) / 2)
     assert mean == pytest.approx(P / (P + k - 1))
@@ -68,10 +79,10 @@ def test_vnc_unbiased_and_error_scale(linear):
     g0 = g[0]
     xi = 0.1 * torch.randn(P, N, n, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     g_hat = correlate(lambda z: z @ J.T, one_h, xi, 0.01, one_e)
-    err = ((g_hat - g0) ** 2).sum(1) / (g0 ** 2).sum()
+    err = ((g_hat - g0) ** 2).sum(1) / (g0**2).sum()
     # E|g_hat - g|^2 / |g|^2 = (n+1)/P, and the mean of N draws is within its own sampling error
     assert err.mean().item() == pytest.approx((n + 1) / P, rel=0.1)
-    bias = ((g_hat.mean(0) - g0) ** 2).sum() / (g0 ** 2).sum()
+    bias = ((g_hat.mean(0) - g0) ** 2).sum() / (g0**2).sum()
     assert bias.item() < 4 * (n + 1) / (P * N)
 
 
@@ -85,11 +96,13 @@ def test_nmnc_estimates_the_projection(linear):
     xi = m.sample(P, N, 0.1, torch.Generator().manual_seed(5)).double()
     g_hat = correlate(lambda z: z @ J.T, one_h, xi, 0.01, one_e)
     proj = U @ (U.T @ g0)
-    alpha = (proj ** 2).sum() / (g0 ** 2).sum()
+    alpha = (proj**2).sum() / (g0**2).sum()
     mean = g_hat.mean(0)
     # unbiased for Pi g; biased for g by exactly the off-manifold part (1 - alpha)|g|^2
-    assert (((mean - proj) ** 2).sum() / (g0 ** 2).sum()).item() < 4 * (k + 1) / (P * N)
-    assert (((mean - g0) ** 2).sum() / (g0 ** 2).sum()).item() == pytest.approx(1 - alpha.item(), abs=4 * (k + 1) / (P * N) + 0.01)
+    assert (((mean - proj) ** 2).sum() / (g0**2).sum()).item() < 4 * (k + 1) / (P * N)
+    assert (((mean - g0) ** 2).sum() / (g0**2).sum()).item() == pytest.approx(
+        1 - alpha.item(), abs=4 * (k + 1) / (P * N) + 0.01
+    )
     # every perturbation lies in the span of U
     flat = xi.reshape(-1, n)
     assert torch.allclose(flat @ U @ U.T, flat, atol=1e-6)
@@ -112,7 +125,10 @@ def test_bias_shrinks_with_sigma(antithetic, expected):
     """Finite-difference bias: O(sigma^2) with antithetic pairs (halving sigma: /4), O(sigma) without (/2)."""
     torch.manual_seed(0)
     d, B, P = 16, 2000, 2
-    W1, W2 = torch.randn(32, d, dtype=torch.float64) / 4, torch.randn(n_o, 32, dtype=torch.float64) / 6
+    W1, W2 = (
+        torch.randn(32, d, dtype=torch.float64) / 4,
+        torch.randn(n_o, 32, dtype=torch.float64) / 6,
+    )
     f = lambda z: torch.tanh(z @ W1.T) @ W2.T  # noqa: E731
     h = torch.randn(B, d, dtype=torch.float64)
     e = torch.randn(B, n_o, dtype=torch.float64)
@@ -120,10 +136,12 @@ def test_bias_shrinks_with_sigma(antithetic, expected):
     (f(hh) * e).sum().backward()
     g = hh.grad
     z = torch.randn(P, B, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    linear_part = torch.einsum("pb,pbd->bd", (z * g).sum(-1), z) / P  # the sigma -> 0 limit, same draws
+    linear_part = (
+        torch.einsum("pb,pbd->bd", (z * g).sum(-1), z) / P
+    )  # the sigma -> 0 limit, same draws
 
     def bias(sigma):
-        g_hat = correlate(f, h, sigma * z, sigma ** 2, e, antithetic=antithetic)
+        g_hat = correlate(f, h, sigma * z, sigma**2, e, antithetic=antithetic)
         return (g_hat - linear_part).norm()
 
     ratio = (bias(0.2) / bias(0.1)).item()
@@ -138,7 +156,9 @@ def test_loss_form_agrees_with_jacobian_form_for_small_sigma():
     from nmnc.engine.perturb import output_error
 
     e = output_error(h @ W.T, y).double()
-    xi = 1e-3 * torch.randn(8, 256, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    xi = 1e-3 * torch.randn(
+        8, 256, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     a = correlate(lambda z: z @ W.T, h, xi, 1e-6, e, y, form="jacobian")
     b = correlate(lambda z: z @ W.T, h, xi, 1e-6, e, y, form="loss")
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-9)
@@ -154,7 +174,7 @@ def test_manifold_estimators_find_a_planted_subspace():
         for t in range(400):
             z = torch.randn(64, 4, generator=gen) * scales
             m.observe(z @ basis.T + 0.1 * torch.randn(64, 40, generator=gen), t)
-        m._refresh()
+        m.refresh_now()
         overlap = (torch.linalg.svdvals(basis.T @ m.U) ** 2).mean().item()
         assert overlap > 0.95, (est, overlap)
 
@@ -178,3 +198,43 @@ def test_channel_space_perturbations():
     assert xi.shape == (3, 5, 6, 4, 4)
     rows = xi.permute(0, 1, 3, 4, 2).reshape(-1, 6)
     assert torch.allclose(rows @ m.U @ m.U.T, rows, atol=1e-6)
+
+
+def test_factory_builds_one_class_per_estimator():
+    assert ESTIMATORS == {"pca": BufferPCA, "ema": EMACovariance, "oja": Sanger}
+    for name, cls in ESTIMATORS.items():
+        # every estimator takes the whole rule configuration; another estimator's own settings are ignored
+        m = make_manifold((12,), estimator=name, k=3, buffer=64, oja_lr=0.1)
+        assert type(m) is cls and m.dim == 12 and m.k_cap == 3
+        assert (
+            type(Manifold((12,), k=3, estimator=name)) is cls
+        )  # the old name still builds estimators
+    with pytest.raises(
+        UnknownNameError, match="unknown manifold estimator 'pcaa' .*did you mean 'pca'"
+    ):
+        make_manifold((12,), estimator="pcaa")
+    with pytest.raises(UnknownNameError, match="manifold space"):
+        make_manifold((12,), space="pixels")
+    with pytest.raises(NmncError, match="space=channel needs a conv layer"):
+        make_manifold((12,), space="channel")
+    with pytest.raises(NmncError, match="estimator=ema keeps a 8196x8196 covariance"):
+        make_manifold((4, 1, 2049), estimator="ema")
+    with pytest.raises(TypeError):  # a setting no estimator knows is a mistake, not ignored
+        make_manifold((12,), buffr=64)
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_manifold_state_resumes_exactly_from_a_weights_only_checkpoint(tmp_path, estimator):
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randn(32, 2, 4, 4, generator=gen) for _ in range(6)]
+    settings = {"estimator": estimator, "k": 3, "refresh": 2, "buffer": 48, "seed": 1}
+    a = make_manifold((2, 4, 4), **settings)
+    for t, h in enumerate(batches[:3]):
+        a.observe(h, t)
+    torch.save(a.state_dict(), tmp_path / "m.pt")
+    b = make_manifold((2, 4, 4), **settings)
+    b.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    for t, h in enumerate(batches[3:], start=3):
+        a.observe(h, t)
+        b.observe(h, t)
+    assert torch.equal(a.U, b.U) and torch.equal(a.spectrum, b.spectrum)

@@ -1,12 +1,14 @@
 import pytest
 import torch
 
+from nmnc.engine.taps import inject, record
 from nmnc.errors import UnknownNameError
 from nmnc.models import MODELS, build_model
-from nmnc.engine.taps import inject, record
 
 
-@pytest.mark.parametrize("name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 9), ("alexnet", 224, 7)])
+@pytest.mark.parametrize(
+    "name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 9), ("alexnet", 224, 7)]
+)
 def test_models_forward_and_expose_layers(name, size, n_hidden):
     torch.manual_seed(0)
     model = build_model(name, width=0.25, num_classes=7).eval()
@@ -26,7 +28,9 @@ def test_models_forward_and_expose_layers(name, size, n_hidden):
 def test_width_scales_channels():
     small, big = build_model("cnn", width=0.5), build_model("cnn", width=2)
     assert small.layer_shapes()["conv1"][0] == 8 and big.layer_shapes()["conv4"][0] == 256
-    assert sum(p.numel() for p in big.parameters()) > 10 * sum(p.numel() for p in small.parameters())
+    assert sum(p.numel() for p in big.parameters()) > 10 * sum(
+        p.numel() for p in small.parameters()
+    )
 
 
 def test_unknown_names_list_choices():

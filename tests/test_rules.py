@@ -34,7 +34,9 @@ def test_local_updates_with_exact_activity_gradients_equal_backprop(rule_name, n
     F.cross_entropy(model(x), y).backward()
     bp = {n: p.grad.clone() for n, p in model.named_parameters()}
     rule = build_rule(rule_name, model, P=2)
-    rule.estimate = lambda acts, e, y_, gen: exact_activity_grads(model, acts, y_) if norm == "none" else exact_bn(model, acts, y_)
+    rule.estimate = lambda acts, e, y_, gen: (
+        exact_activity_grads(model, acts, y_) if norm == "none" else exact_bn(model, acts, y_)
+    )
     model.zero_grad()
     rule.step(x, y, torch.Generator().manual_seed(0))
     for n, p in model.named_parameters():
@@ -48,7 +50,7 @@ def exact_bn(model, acts, y):
     hs = {n: acts[n].clone().requires_grad_() for n in names}
     for i, n in enumerate(names):
         h = hs[n]
-        for m in model.stage_names[model.stage_names.index(n) + 1:]:
+        for m in model.stage_names[model.stage_names.index(n) + 1 :]:
             h = model.stage(m)(h)
         out[n] = torch.autograd.grad(F.cross_entropy(h, y), hs[n])[0]
     return out
@@ -58,8 +60,10 @@ def test_no_gradient_flows_between_layers():
     model = build_model("cnn", width=0.25)
     rule = build_rule("nmnc", model, P=2, k=4)
     seen = []
-    hooks = [model.stage(n).register_forward_pre_hook(lambda m, inp: seen.append(inp[0].requires_grad))
-             for n in model.stage_names[1:]]
+    hooks = [
+        model.stage(n).register_forward_pre_hook(lambda m, inp: seen.append(inp[0].requires_grad))
+        for n in model.stage_names[1:]
+    ]
     x, y = batch()
     rule.step(x, y, torch.Generator().manual_seed(0))
     for h in hooks:
@@ -69,7 +73,9 @@ def test_no_gradient_flows_between_layers():
     # and a layer whose estimate is zero gets exactly zero weight gradient
     model.zero_grad()
     real = rule.estimate
-    rule.estimate = lambda acts, e, y_, gen: {n: (g if n == "conv3" else torch.zeros_like(g)) for n, g in real(acts, e, y_, gen).items()}
+    rule.estimate = lambda acts, e, y_, gen: {
+        n: (g if n == "conv3" else torch.zeros_like(g)) for n, g in real(acts, e, y_, gen).items()
+    }
     rule.step(x, y, torch.Generator().manual_seed(1))
     for n, p in model.named_parameters():
         if n.startswith(("conv1", "conv2", "conv4")):
@@ -89,10 +95,19 @@ def test_perturbed_passes_leave_batchnorm_statistics_alone():
         assert torch.allclose(a.float(), b.float()), n
 
 
-@pytest.mark.parametrize("settings", [
-    {"mode": "all"}, {"form": "loss"}, {"antithetic": False}, {"space": "channel", "k": 4},
-    {"estimator": "oja", "k": 4}, {"estimator": "ema", "space": "channel", "k": 4}, {"k_rule": "pr"}, {"layers": "conv2,conv4"},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"mode": "all"},
+        {"form": "loss"},
+        {"antithetic": False},
+        {"space": "channel", "k": 4},
+        {"estimator": "oja", "k": 4},
+        {"estimator": "ema", "space": "channel", "k": 4},
+        {"k_rule": "pr"},
+        {"layers": "conv2,conv4"},
+    ],
+)
 def test_nmnc_variants_step(settings):
     torch.manual_seed(0)
     model = build_model("cnn", width=0.25)
@@ -137,21 +152,39 @@ def test_bad_rule_settings():
 
 
 def test_nmnc_training_resumes_exactly_with_manifold_state(tmp_path, data_root):
-    from nmnc.train import main
     from nmnc.errors import run_cli
+    from nmnc.train import main
     from nmnc.training.trainer import resume
 
-    args = ["--rule", "nmnc", "--train-examples", "320", "--batch-size", "32", "--steps", "12", "--quiet",
-            "--set", "width=0.25", "P=2", "k=4", "refresh=5", "buffer=64", "ckpt_every=4", "eval_every=12", "eval_examples=100"]
+    args = [
+        "--rule",
+        "nmnc",
+        "--train-examples",
+        "320",
+        "--batch-size",
+        "32",
+        "--steps",
+        "12",
+        "--quiet",
+        "--set",
+        "width=0.25",
+        "P=2",
+        "k=4",
+        "refresh=5",
+        "buffer=64",
+        "ckpt_every=4",
+        "eval_every=12",
+        "eval_examples=100",
+    ]
     assert run_cli(main, ["--out", str(tmp_path / "a"), *args]) == 0
     from nmnc.training.trainer import Run, config_from_checkpoint
 
     ck = load_checkpoint(tmp_path / "a")
-    assert ck["rule"]["state"]["manifolds"]["conv1"]["U"].shape == (4 * 32 * 32, 4)
-    assert ck["perturbations"] == 12 * 32 * 2 * 4
+    assert ck.rule_state["manifolds"]["conv1"]["U"].shape == (4 * 32 * 32, 4)
+    assert ck.counters["perturbations"] == 12 * 32 * 2 * 4
     run = Run(config_from_checkpoint(ck, out=str(tmp_path / "b")), progress=False)
     run.train(stop_after=6)  # checkpoint at step 4; steps 5-6 are lost as in a crash
     resume(tmp_path / "b", progress=False)
-    a, b = ck["model_state"], load_checkpoint(tmp_path / "b")["model_state"]
+    a, b = ck.model_state, load_checkpoint(tmp_path / "b").model_state
     for k in a:
         assert torch.equal(a[k], b[k]), k

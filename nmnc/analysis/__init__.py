@@ -1,1 +1,15 @@
-"""Analyses of trained networks: manifold dimension, Jacobian-manifold alignment, gradient quality."""
+"""Analyses of trained networks: manifold dimension, Jacobian-manifold alignment, gradient quality,
+width sweeps and sample efficiency. Each is a config dataclass and a plain function."""
+
+from .._lazy import exports
+
+__getattr__, __all__ = exports(
+    __name__,
+    {
+        "alignment": ["AlignmentConfig", "analyse_checkpoint", "layer_alignment"],
+        "dimension": ["participation_ratio", "power_law", "spectrum_pr", "twonn"],
+        "efficiency": ["EfficiencyConfig", "read_run", "sample_efficiency"],
+        "gradient": ["GradientConfig", "gradient_quality", "gradient_summary"],
+        "width": ["WidthSweepConfig", "width_sweep"],
+    },
+)

@@ -7,6 +7,7 @@ d, P(mu) = d mu^(-d-1). We use the paper's estimator: a least-squares line throu
 sensitive to density changes). Written here rather than taken from scikit-dimension, which pulls
 in numba and llvmlite for this one estimator; this version also runs on the GPU.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,12 +21,12 @@ def participation_ratio(X: torch.Tensor) -> float:
     X = X.double().flatten(1)
     X = X - X.mean(0)
     gram = X @ X.T  # same non-zero spectrum as X^T X
-    return float(torch.trace(gram) ** 2 / (gram ** 2).sum().clamp_min(1e-300))
+    return float(torch.trace(gram) ** 2 / (gram**2).sum().clamp_min(1e-300))
 
 
 def spectrum_pr(eigenvalues) -> float:
     lam = torch.as_tensor(eigenvalues, dtype=torch.float64).clamp_min(0)
-    return float(lam.sum() ** 2 / (lam ** 2).sum().clamp_min(1e-300))
+    return float(lam.sum() ** 2 / (lam**2).sum().clamp_min(1e-300))
 
 
 def twonn(X: torch.Tensor, discard: float = 0.1) -> float:

@@ -4,6 +4,7 @@ A dataset factory takes the data root and a download flag and returns an :class:
 missing or broken data raise :class:`DataError` naming the dataset, where it looked and how to
 provide it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ class NoSettings:
 from . import cifar10, imagenet  # noqa: E402,F401  (registration)
 
 
-def load_dataset(name: str, root: str | Path | None = None, download: bool = False, input_size: int | None = None) -> ImageData:
+def load_dataset(
+    name: str, root: str | Path | None = None, download: bool = False, input_size: int | None = None
+) -> ImageData:
     """Load a registered dataset from the data root (see :func:`data_root`)."""
     entry = DATASETS.get(name)
     return entry.factory(data_root(root), download=download, input_size=input_size)

@@ -1,4 +1,5 @@
 """Reading and unpacking archives without ever writing outside the target folder."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,7 +14,9 @@ def check_member(name: str, archive: Path) -> PurePosixPath:
     """Reject absolute paths and ``..`` components in an archive member name."""
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
-        raise DataError(f"unsafe path '{name}' in archive {archive}: absolute paths and '..' are refused; re-create the archive with relative paths")
+        raise DataError(
+            f"unsafe path '{name}' in archive {archive}: absolute paths and '..' are refused; re-create the archive with relative paths"
+        )
     return p
 
 
@@ -34,13 +37,17 @@ def safe_extract(archive: Path, target: Path) -> Path:
                 for m in tf.getmembers():
                     check_member(m.name, archive)
                     if not (m.isfile() or m.isdir()):
-                        raise DataError(f"archive {archive} holds a link or device '{m.name}'; only files and folders are accepted")
+                        raise DataError(
+                            f"archive {archive} holds a link or device '{m.name}'; only files and folders are accepted"
+                        )
                 tf.extractall(tmp)
         else:
             raise DataError(f"{archive} is neither a zip nor a tar archive")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"archive {archive} is damaged ({err}); delete it and obtain it again") from None
+        raise DataError(
+            f"archive {archive} is damaged ({err}); delete it and obtain it again"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -6,6 +6,7 @@ Looked for under ``<data root>/cifar10`` (or ``<data root>`` itself):
 - a ``*.zip`` holding such a tree (read in place; decoded images are cached once).
 With ``download=True`` the official release is fetched and its checksum verified.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,10 +20,10 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..io import atomic_path
 from . import DATASETS, ImageData, NoSettings
 from .archive import check_member, safe_extract
 from .download import fetch
-from ..io import atomic_path
 from .paths import cache_dir
 from .splits import TensorSplit
 
@@ -34,17 +35,25 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 
 def _how_to(root: Path) -> str:
-    return (f"put the official python release (cifar-10-batches-py/), train/ and test/ image folders, or a zip of them "
-            f"in {root / 'cifar10'}, pass --download to fetch {URL}, or point --data-root / NMNC_DATA_ROOT at a folder holding cifar10/")
+    return (
+        f"put the official python release (cifar-10-batches-py/), train/ and test/ image folders, or a zip of them "
+        f"in {root / 'cifar10'}, pass --download to fetch {URL}, or point --data-root / NMNC_DATA_ROOT at a folder holding cifar10/"
+    )
 
 
-@DATASETS.register("cifar10", NoSettings, help="CIFAR-10, 32x32, 10 classes (official release, image folders or a zip)")
+@DATASETS.register(
+    "cifar10",
+    NoSettings,
+    help="CIFAR-10, 32x32, 10 classes (official release, image folders or a zip)",
+)
 def cifar10(root: Path, download: bool = False, input_size: int | None = None) -> ImageData:
     arrays, source = _find(root, download)
     (xtr, ytr), (xte, yte) = arrays
     size = input_size or 32
     mk = lambda x, y: TensorSplit(torch.from_numpy(x), torch.from_numpy(y).long(), MEAN, STD, size)  # noqa: E731
-    return ImageData("cifar10", mk(xtr, ytr), mk(xte, yte), list(CLASSES), MEAN, STD, size, str(source))
+    return ImageData(
+        "cifar10", mk(xtr, ytr), mk(xte, yte), list(CLASSES), MEAN, STD, size, str(source)
+    )
 
 
 def _find(root: Path, download: bool):
@@ -52,7 +61,9 @@ def _find(root: Path, download: bool):
         if (base / "cifar-10-batches-py").is_dir():
             return _from_official(base), base / "cifar-10-batches-py"
         if (base / "train").is_dir() and (base / "test").is_dir():
-            return _cached(base, lambda: (_read_folder(base / "train"), _read_folder(base / "test"))), base
+            return _cached(
+                base, lambda: (_read_folder(base / "train"), _read_folder(base / "test"))
+            ), base
         if base.is_dir():
             zips = sorted(base.glob("*.zip"))
             if zips:
@@ -79,11 +90,15 @@ def _from_official(base: Path):
             try:
                 with open(folder / name, "rb") as f:
                     d = pickle.load(f, encoding="latin1")
-                xs.append(np.asarray(d["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+                xs.append(
+                    np.asarray(d["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+                )
                 ys.append(np.asarray(d.get("labels", d.get("fine_labels")), np.int64))
             except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
-                raise DataError(f"cifar10: {folder / name} is missing or damaged ({type(err).__name__}: {err}); "
-                                f"delete {folder} and download the release again") from None
+                raise DataError(
+                    f"cifar10: {folder / name} is missing or damaged ({type(err).__name__}: {err}); "
+                    f"delete {folder} and download the release again"
+                ) from None
         return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
 
     return read([f"data_batch_{i}" for i in range(1, 6)]), read(["test_batch"])
@@ -92,7 +107,9 @@ def _from_official(base: Path):
 def _cached(source: Path, read):
     """Decode once; later runs load the decoded arrays from the cache (keyed by path, size, mtime)."""
     st = source.stat()
-    key = hashlib.sha1(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[
+        :16
+    ]
     path = cache_dir() / "cifar10" / f"decoded-{key}.npz"
     if path.exists():
         try:
@@ -113,7 +130,7 @@ def _decode(blobs: list[bytes]) -> np.ndarray:
 
 
 def _decode_all(blobs: list[bytes]) -> np.ndarray:
-    chunks = [blobs[i:i + 5000] for i in range(0, len(blobs), 5000)]
+    chunks = [blobs[i : i + 5000] for i in range(0, len(blobs), 5000)]
     workers = min(len(chunks), os.cpu_count() or 1)
     if workers <= 1:
         return np.concatenate([_decode(c) for c in chunks])
@@ -130,7 +147,9 @@ def _split_members(names: list[str], where: str):
             out[parts[-3]].append((name, parts[-2]))
     for split, members in out.items():
         if not members:
-            raise DataError(f"cifar10: {where} has no {split}/<class>/<image> entries with the CIFAR-10 class names ({', '.join(CLASSES)})")
+            raise DataError(
+                f"cifar10: {where} has no {split}/<class>/<image> entries with the CIFAR-10 class names ({', '.join(CLASSES)})"
+            )
     return out
 
 
@@ -147,15 +166,23 @@ def _read_zip(path: Path):
                 labels = np.array([CLASSES.index(c) for _, c in members], np.int64)
                 result.append((_decode_all(blobs), labels))
     except (zipfile.BadZipFile, OSError) as err:
-        raise DataError(f"cifar10: {path} is not a readable zip ({err}); replace it with an intact copy") from None
+        raise DataError(
+            f"cifar10: {path} is not a readable zip ({err}); replace it with an intact copy"
+        ) from None
     except (ValueError, SyntaxError) as err:  # PIL on a broken image
         raise DataError(f"cifar10: {path} holds an image PIL cannot read ({err})") from None
     return tuple(result)
 
 
 def _read_folder(folder: Path):
-    members = sorted((str(p), p.parent.name) for p in folder.glob("*/*") if p.is_file() and p.parent.name in CLASSES)
+    members = sorted(
+        (str(p), p.parent.name)
+        for p in folder.glob("*/*")
+        if p.is_file() and p.parent.name in CLASSES
+    )
     if not members:
-        raise DataError(f"cifar10: {folder} has no <class>/<image> files with the CIFAR-10 class names")
+        raise DataError(
+            f"cifar10: {folder} has no <class>/<image> files with the CIFAR-10 class names"
+        )
     blobs = [Path(m).read_bytes() for m, _ in members]
     return _decode_all(blobs), np.array([CLASSES.index(c) for _, c in members], np.int64)

@@ -1,4 +1,5 @@
 """Download a file into place with a checksum, atomically (``.part`` file, verify, rename)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,14 @@ def file_hash(path: Path, algo: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def fetch(url: str, dest: Path, checksum: str | None = None, algo: str = "sha256", what: str = "", timeout: float = 15.0) -> Path:
+def fetch(
+    url: str,
+    dest: Path,
+    checksum: str | None = None,
+    algo: str = "sha256",
+    what: str = "",
+    timeout: float = 15.0,
+) -> Path:
     """Fetch ``url`` to ``dest`` unless a file with the right checksum is already there."""
     dest = Path(dest)
     what = what or dest.name
@@ -31,18 +39,24 @@ def fetch(url: str, dest: Path, checksum: str | None = None, algo: str = "sha256
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {what}", leave=False) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=f"download {what}", leave=False
+            ) as bar:
                 for chunk in iter(lambda: resp.read(1 << 20), b""):
                     out.write(chunk)
                     bar.update(len(chunk))
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         part.unlink(missing_ok=True)
         reason = getattr(err, "reason", err)
-        raise DataError(f"could not download {what} from {url} ({reason}); without internet, put the file at {dest}") from None
+        raise DataError(
+            f"could not download {what} from {url} ({reason}); without internet, put the file at {dest}"
+        ) from None
     if checksum is not None:
         got = file_hash(part, algo)
         if got != checksum:
             part.unlink(missing_ok=True)
-            raise DataError(f"{what} downloaded from {url} has {algo} {got}, expected {checksum}; the source changed or the transfer broke; nothing was kept")
+            raise DataError(
+                f"{what} downloaded from {url} has {algo} {got}, expected {checksum}; the source changed or the transfer broke; nothing was kept"
+            )
     os.replace(part, dest)
     return dest

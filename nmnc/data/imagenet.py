@@ -1,4 +1,5 @@
 """ImageNet (or any ImageNet-style folder): ``<data root>/imagenet/train/<class>/*`` and ``val/<class>/*``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,12 +12,16 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-@DATASETS.register("imagenet", NoSettings, help="ImageNet-style ImageFolder train/ and val/ (224x224)")
+@DATASETS.register(
+    "imagenet", NoSettings, help="ImageNet-style ImageFolder train/ and val/ (224x224)"
+)
 def imagenet(root: Path, download: bool = False, input_size: int | None = None) -> ImageData:
     base = root / "imagenet"
     if not ((base / "train").is_dir() and (base / "val").is_dir()):
-        raise DataError(f"imagenet: no train/ and val/ folders in {base}; ImageNet cannot be downloaded automatically "
-                        f"(its licence needs a login): put train/<class>/*.JPEG and val/<class>/*.JPEG there, or set --data-root / NMNC_DATA_ROOT")
+        raise DataError(
+            f"imagenet: no train/ and val/ folders in {base}; ImageNet cannot be downloaded automatically "
+            f"(its licence needs a login): put train/<class>/*.JPEG and val/<class>/*.JPEG there, or set --data-root / NMNC_DATA_ROOT"
+        )
     size = input_size or 224
     try:
         train = FolderSplit(base / "train", MEAN, STD, size, train=True)
@@ -24,5 +29,7 @@ def imagenet(root: Path, download: bool = False, input_size: int | None = None) 
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"imagenet: cannot read the image folders in {base} ({err})") from None
     if train.classes != val.classes:
-        raise DataError(f"imagenet: train/ has {len(train.classes)} classes and val/ has {len(val.classes)}; they must hold the same class folders")
+        raise DataError(
+            f"imagenet: train/ has {len(train.classes)} classes and val/ has {len(val.classes)}; they must hold the same class folders"
+        )
     return ImageData("imagenet", train, val, train.classes, MEAN, STD, size, str(base))

@@ -1,4 +1,5 @@
 """Where data and caches live: ``--data-root`` > ``$NMNC_DATA_ROOT`` > a per-user cache folder."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Every batch is reproducible from (seed, step): the epoch order is a seeded permu
 augmentation of a batch uses a generator seeded by its step, so a resumed run sees exactly the
 batches an uninterrupted run would have seen.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ import torch
 import torch.nn.functional as F
 
 
-def step_generator(seed: int, step: int, stream: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
+def step_generator(
+    seed: int, step: int, stream: int = 0, device: str | torch.device = "cpu"
+) -> torch.Generator:
     """A generator for one step, independent of everything that happened before it."""
     g = torch.Generator(device=device)
     g.manual_seed((seed * 1_000_003 + step * 7_919 + stream * 104_729) % (2**63 - 1))
@@ -44,11 +47,19 @@ class TensorSplit:
         if augment:
             x = random_crop_flip(x, pad=4, gen=gen)
         if x.shape[-1] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
         x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x, self.labels[idx].to(device)
 
-    def loader(self, batches: list[tuple[int, torch.Tensor]], augment: bool, seed: int, device="cpu", **_) -> Iterator:
+    def loader(
+        self, batches: list[tuple[int, torch.Tensor]], augment: bool, seed: int, device="cpu", **_
+    ) -> Iterator:
         for step, idx in batches:
             gen = step_generator(seed, step, stream=1)
             yield self.batch(idx, augment, gen, device)
@@ -76,10 +87,24 @@ class FolderSplit:
 
         norm = transforms.Normalize(mean, std)
         if train:
-            aug = transforms.Compose([transforms.RandomResizedCrop(input_size), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm])
+            aug = transforms.Compose(
+                [
+                    transforms.RandomResizedCrop(input_size),
+                    transforms.RandomHorizontalFlip(),
+                    transforms.ToTensor(),
+                    norm,
+                ]
+            )
         else:
             aug = None
-        plain = transforms.Compose([transforms.Resize(int(input_size * 256 / 224)), transforms.CenterCrop(input_size), transforms.ToTensor(), norm])
+        plain = transforms.Compose(
+            [
+                transforms.Resize(int(input_size * 256 / 224)),
+                transforms.CenterCrop(input_size),
+                transforms.ToTensor(),
+                norm,
+            ]
+        )
         self.aug, self.plain = aug, plain
         self.folder = datasets.ImageFolder(str(folder))
         self.labels = torch.tensor(self.folder.targets)
@@ -89,13 +114,20 @@ class FolderSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def loader(self, batches, augment: bool, seed: int, device="cpu", num_workers: int = 4) -> Iterator:
+    def loader(
+        self, batches, augment: bool, seed: int, device="cpu", num_workers: int = 4
+    ) -> Iterator:
         from torch.utils.data import DataLoader
 
         self.folder.transform = self.aug if (augment and self.aug) else self.plain
         torch.manual_seed(seed + (batches[0][0] if batches else 0))
-        dl = DataLoader(self.folder, batch_sampler=[idx.tolist() for _, idx in batches], num_workers=num_workers,
-                        pin_memory=str(device).startswith("cuda"), persistent_workers=False)
+        dl = DataLoader(
+            self.folder,
+            batch_sampler=[idx.tolist() for _, idx in batches],
+            num_workers=num_workers,
+            pin_memory=str(device).startswith("cuda"),
+            persistent_workers=False,
+        )
         for x, y in dl:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 

@@ -4,185 +4,367 @@ Space ("what a neuron is" for a conv layer):
 - ``map``: the full C*H*W activity vector (n = C*H*W; randomized low-rank SVD);
 - ``channel``: channel vectors at each location (n = C), one subspace shared across positions.
 
-Estimators:
-- ``pca``: SVD of a ring buffer of recent activity, refreshed every ``refresh`` steps;
-- ``ema``: exponential moving average of the covariance, eigendecomposed at each refresh;
-- ``oja``: Sanger's generalized Hebbian rule, a local streaming subspace rule.
+Estimators (one class each, behind :class:`ManifoldEstimator`; :func:`make_manifold` picks one
+by name):
+- ``pca`` (:class:`BufferPCA`): SVD of a ring buffer of recent activity, refreshed every
+  ``refresh`` steps;
+- ``ema`` (:class:`EMACovariance`): exponential moving average of the covariance, eigendecomposed
+  at each refresh;
+- ``oja`` (:class:`Sanger`): Sanger's generalized Hebbian rule, a local streaming subspace rule.
 
 ``k`` is fixed, or (``k_rule``) the smallest k explaining ``var_threshold`` of the variance, or
 the participation ratio; adaptive k never exceeds ``k_max``.
 """
+
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 
 from ..analysis.dimension import spectrum_pr
 from ..errors import NmncError, UnknownNameError
 
-ESTIMATORS = ("pca", "ema", "oja")
-SPACES = ("map", "channel")
-K_RULES = ("fixed", "variance", "pr")
+
+# ---- spaces: activity (B, *shape) <-> rows in the manifold's space --------------------------
+class Space(ABC):
+    """How a layer's activity maps to the vectors whose subspace is estimated, and back."""
+
+    def __init__(self, shape: tuple[int, ...], max_rows: int):
+        self.shape = tuple(shape)
+        self.max_rows = max_rows
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """n, the length of one vector."""
+
+    @abstractmethod
+    def rows(self, h: torch.Tensor) -> torch.Tensor:
+        """Activity (B, *shape) as rows (M, n)."""
+
+    @abstractmethod
+    def sample(
+        self, U: torch.Tensor, P: int, B: int, sigma: float, gen: torch.Generator
+    ) -> torch.Tensor:
+        """``sigma * U z`` for every example (and position): (P, B, *shape)."""
+
+    @abstractmethod
+    def project(self, U: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """``U U^T g`` for activity-space vectors g (B, *shape)."""
 
 
-class Manifold:
-    def __init__(self, shape: tuple[int, ...], k: int = 32, space: str = "map", estimator: str = "pca",
-                 centered: bool = True, refresh: int = 20, buffer: int = 1024, k_rule: str = "fixed",
-                 var_threshold: float = 0.9, k_max: int = 256, ema_decay: float = 0.99, oja_lr: float = 0.2,
-                 max_rows: int = 4096, seed: int = 0):
-        for name, value, allowed in (("estimator", estimator, ESTIMATORS), ("space", space, SPACES), ("k_rule", k_rule, K_RULES)):
+class MapSpace(Space):
+    """A neuron is one unit of the full C*H*W activity map."""
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.shape)
+
+    def rows(self, h: torch.Tensor) -> torch.Tensor:
+        return h.flatten(1)
+
+    def sample(self, U, P, B, sigma, gen):
+        z = torch.randn(P, B, U.shape[1], generator=gen, device=U.device)  # (P, B, k)
+        return (sigma * z @ U.T).view(P, B, *self.shape)
+
+    def project(self, U, g):
+        flat = g.flatten(1)
+        return ((flat @ U) @ U.T).view_as(g)
+
+
+class ChannelSpace(Space):
+    """A neuron is one channel at one location; the subspace is shared across locations."""
+
+    def __init__(self, shape: tuple[int, ...], max_rows: int):
+        if len(shape) != 3:
+            raise NmncError(
+                f"space=channel needs a conv layer (C, H, W); this layer has shape {shape}; "
+                "use space=map"
+            )
+        super().__init__(shape, max_rows)
+
+    @property
+    def dim(self) -> int:
+        return self.shape[0]
+
+    def rows(self, h: torch.Tensor) -> torch.Tensor:
+        rows = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])  # (B*H*W, C)
+        if len(rows) > self.max_rows:  # evenly spaced locations keep the estimate cheap
+            rows = rows[torch.linspace(0, len(rows) - 1, self.max_rows, device=rows.device).long()]
+        return rows
+
+    def sample(self, U, P, B, sigma, gen):
+        C, H, W = self.shape
+        z = torch.randn(P, B, H * W, U.shape[1], generator=gen, device=U.device)  # (P, B, H*W, k)
+        return (sigma * z @ U.T).view(P, B, H, W, C).permute(0, 1, 4, 2, 3)
+
+    def project(self, U, g):
+        rows = g.permute(0, 2, 3, 1)
+        return ((rows @ U) @ U.T).permute(0, 3, 1, 2)
+
+
+SPACES: dict[str, type[Space]] = {"map": MapSpace, "channel": ChannelSpace}
+
+
+# ---- choosing k from a refreshed spectrum ---------------------------------------------------
+def _k_fixed(m: ManifoldEstimator, lam: torch.Tensor, var_total: float, cap: int) -> int:
+    return cap
+
+
+def _k_variance(m: ManifoldEstimator, lam: torch.Tensor, var_total: float, cap: int) -> int:
+    frac = torch.cumsum(lam, 0) / max(var_total, 1e-30)  # explained-variance fraction
+    return int(min(cap, int((frac < m.var_threshold).sum()) + 1))
+
+
+def _k_pr(m: ManifoldEstimator, lam: torch.Tensor, var_total: float, cap: int) -> int:
+    return int(max(1, min(cap, round(m.pr or 1))))
+
+
+K_RULES = {"fixed": _k_fixed, "variance": _k_variance, "pr": _k_pr}
+
+
+# ---- estimators -----------------------------------------------------------------------------
+class ManifoldEstimator(ABC):
+    """What every estimator shares: the space, the running mean, the refresh clock, the choice
+    of k and checkpoint state. Subclasses take in activity rows (:meth:`_update`) and produce a
+    basis with its variances at each refresh (:meth:`_basis`).
+
+    ``ema_decay`` is the per-step decay of the running mean (EMACovariance's covariance too).
+    """
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ()  # settings only this estimator takes
+    STATE: ClassVar[tuple[str, ...]] = ("U", "spectrum", "pr", "last_refresh", "mean")
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        *,
+        k: int = 32,
+        space: str = "map",
+        centered: bool = True,
+        refresh: int = 20,
+        k_rule: str = "fixed",
+        var_threshold: float = 0.9,
+        k_max: int = 256,
+        ema_decay: float = 0.99,
+        max_rows: int = 4096,
+        seed: int = 0,
+    ):
+        for name, value, allowed in (("space", space, SPACES), ("k_rule", k_rule, K_RULES)):
             if value not in allowed:
                 raise UnknownNameError(f"manifold {name}", value, allowed)
-        if space == "channel" and len(shape) != 3:
-            raise NmncError(f"space=channel needs a conv layer (C, H, W); this layer has shape {shape}; use space=map")
-        self.shape = tuple(shape)
-        self.dim = shape[0] if space == "channel" else math.prod(shape)
-        if estimator == "ema" and self.dim > 8192:
-            raise NmncError(f"estimator=ema keeps a {self.dim}x{self.dim} covariance; use estimator=pca or oja, or space=channel, for layers over 8192 units")
-        self.space, self.estimator, self.centered = space, estimator, centered
+        self.space = SPACES[space](shape, max_rows)
+        self.shape, self.dim = self.space.shape, self.space.dim
+        self.centered, self.refresh, self.ema_decay, self.seed = centered, refresh, ema_decay, seed
         self.k_rule, self.var_threshold = k_rule, var_threshold
         self.k_cap = min(k if k_rule == "fixed" else k_max, self.dim)
-        self.refresh, self.buffer_size, self.max_rows = refresh, buffer, max_rows
-        self.ema_decay, self.oja_lr, self.seed = ema_decay, oja_lr, seed
         self.U: torch.Tensor | None = None  # (dim, k), orthonormal columns
         self.spectrum: torch.Tensor | None = None  # variances along U's columns
-        self.pr: float | None = None
+        self.pr: float | None = None  # participation ratio of the spectrum, where known
         self.last_refresh = -(10**9)
-        self.buf: torch.Tensor | None = None
-        self.count = 0  # rows written to the ring buffer so far
-        self.mean: torch.Tensor | None = None
-        self.cov: torch.Tensor | None = None
-        self.W: torch.Tensor | None = None  # (k, dim) Sanger weights
-        self.sq_norm: float = 0.0
+        self.mean: torch.Tensor | None = None  # (dim,) running mean of the rows
 
     @property
     def k(self) -> int:
+        """Columns of U (0 before the first refresh)."""
         return 0 if self.U is None else self.U.shape[1]
 
     def vectors(self, h: torch.Tensor) -> torch.Tensor:
         """Rows in the manifold's space: (B, C*H*W) for map, (rows, C) for channel."""
-        h = h.detach().float()  # bf16 activity under autocast: the estimate is kept in float32
-        if self.space == "map":
-            return h.flatten(1)
-        rows = h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
-        if len(rows) > self.max_rows:  # evenly spaced locations keep the estimate cheap
-            rows = rows[torch.linspace(0, len(rows) - 1, self.max_rows, device=rows.device).long()]
-        return rows
+        # bf16 activity under autocast: the estimate is kept in float32
+        return self.space.rows(h.detach().float())
 
     # ---- updates ----------------------------------------------------------------------------
     def observe(self, h: torch.Tensor, step: int) -> None:
         """Take in a batch of clean activity; refresh U every ``refresh`` steps (and at the start)."""
         X = self.vectors(h)
+        self._update_mean(X)
+        self._update(X)
+        if self.U is None or step - self.last_refresh >= self.refresh:
+            self.refresh_now()
+            self.last_refresh = step
+
+    def _update_mean(self, X: torch.Tensor) -> None:
         d = self.ema_decay
         if self.mean is None:
             self.mean = X.mean(0)
         else:
             self.mean = d * self.mean + (1 - d) * X.mean(0)
-        if self.estimator == "pca":
-            self._push(X)
-        elif self.estimator == "ema":
-            second = X.T @ X / len(X)
-            self.cov = second if self.cov is None else d * self.cov + (1 - d) * second
-        else:
-            self._sanger(X)
-        if self.U is None or step - self.last_refresh >= self.refresh:
-            self._refresh()
-            self.last_refresh = step
 
-    def _push(self, X: torch.Tensor) -> None:
-        if self.buf is None:
-            self.buf = torch.zeros(self.buffer_size, self.dim, device=X.device)
-        X = X[-self.buffer_size:]
-        idx = (self.count + torch.arange(len(X), device=X.device)) % self.buffer_size
-        self.buf[idx] = X
-        self.count += len(X)
-
-    def _sanger(self, X: torch.Tensor) -> None:
-        if self.centered:
-            X = X - self.mean
-        if self.W is None:
-            g = torch.Generator().manual_seed(self.seed)
-            self.W = torch.linalg.qr(torch.randn(self.dim, self.k_cap, generator=g))[0].T.contiguous().to(X.device)
-        self.sq_norm = 0.9 * self.sq_norm + 0.1 * float((X ** 2).sum(1).mean()) if self.sq_norm else float((X ** 2).sum(1).mean())
-        Y = X @ self.W.T  # (M, k) projections
-        # Sanger: dW = lr (y x^T - LT(y y^T) W), learning rate in units of the data's squared norm
-        dW = (Y.T @ X - torch.tril(Y.T @ Y) @ self.W) / len(X)
-        self.W += (self.oja_lr / max(self.sq_norm, 1e-12)) * dW
-
-    def _refresh(self) -> None:
-        if self.estimator == "pca":
-            X = self.buf[: min(self.count, self.buffer_size)]
-            if self.centered:
-                X = X - X.mean(0)
-            q = min(self.k_cap, *X.shape)
-            total = float((X ** 2).sum())
-            if min(X.shape) <= 2 * q + 10 or self.dim <= 1024:
-                _, S, Vh = torch.linalg.svd(X, full_matrices=False)
-                V = Vh.T
-            else:
-                g_state = torch.random.get_rng_state()
-                torch.manual_seed(self.seed + self.count)  # randomized SVD, reproducible on resume
-                _, S, V = torch.svd_lowrank(X, q=min(q + 10, *X.shape), niter=3)
-                torch.random.set_rng_state(g_state)
-            lam = S ** 2 / max(len(X) - 1, 1)
-            gram = X @ X.T
-            self.pr = float(total ** 2 / (gram ** 2).sum().clamp_min(1e-30))
-            var_total = total / max(len(X) - 1, 1)
-        else:
-            if self.estimator == "ema":
-                C = self.cov - (torch.outer(self.mean, self.mean) if self.centered else 0)
-            else:
-                C = None
-            if C is not None:
-                evals, evecs = torch.linalg.eigh(C)
-                lam, V = evals.flip(0).clamp_min(0), evecs.flip(1)
-                self.pr = spectrum_pr(lam)
-                var_total = float(lam.sum())
-            else:  # Sanger: orthonormalise the learned rows; variances from the latest projections
-                V = torch.linalg.qr(self.W.T)[0]
-                lam = torch.ones(V.shape[1], device=V.device)
-                var_total = float(lam.sum())
+    def refresh_now(self) -> None:
+        """Recompute U (and its spectrum) from what the estimator holds, off the clock."""
+        V, lam, var_total = self._basis()
         k = self._choose_k(lam, var_total)
         self.U = V[:, :k].contiguous()
         self.spectrum = lam[:k]
 
     def _choose_k(self, lam: torch.Tensor, var_total: float) -> int:
         cap = min(self.k_cap, lam.numel())
-        if self.k_rule == "fixed" or self.estimator == "oja":
-            return cap
-        if self.k_rule == "pr":
-            return int(max(1, min(cap, round(self.pr or 1))))
-        frac = torch.cumsum(lam, 0) / max(var_total, 1e-30)
-        return int(min(cap, int((frac < self.var_threshold).sum()) + 1))
+        return K_RULES[self.k_rule](self, lam, var_total, cap)
+
+    @abstractmethod
+    def _update(self, X: torch.Tensor) -> None:
+        """Take in rows X (M, dim); ``self.mean`` already includes them."""
+
+    @abstractmethod
+    def _basis(self) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Orthonormal directions V (dim, >=k) by decreasing variance, their variances, and the
+        total variance; sets ``self.pr`` where the estimator knows the whole spectrum."""
 
     # ---- noise ------------------------------------------------------------------------------
     def sample(self, P: int, B: int, sigma: float, gen: torch.Generator) -> torch.Tensor:
         """Perturbations ``sigma * U z``, z ~ N(0, I_k): (P, B, *shape), covariance sigma^2 U U^T."""
-        U = self.U
-        if self.space == "map":
-            z = torch.randn(P, B, U.shape[1], generator=gen, device=U.device)
-            return (sigma * z @ U.T).view(P, B, *self.shape)
-        C, H, W = self.shape
-        z = torch.randn(P, B, H * W, U.shape[1], generator=gen, device=U.device)
-        return (sigma * z @ U.T).view(P, B, H, W, C).permute(0, 1, 4, 2, 3)
+        return self.space.sample(self.U, P, B, sigma, gen)
 
     def project(self, g: torch.Tensor) -> torch.Tensor:
         """Pi g: the part of activity-space vectors (B, *shape) on the manifold."""
-        U = self.U
-        if self.space == "map":
-            flat = g.flatten(1)
-            return ((flat @ U) @ U.T).view_as(g)
-        rows = g.permute(0, 2, 3, 1)
-        return ((rows @ U) @ U.T).permute(0, 3, 1, 2)
+        return self.space.project(self.U, g)
 
     # ---- checkpoints ------------------------------------------------------------------------
-    STATE = ("U", "spectrum", "pr", "last_refresh", "buf", "count", "mean", "cov", "W", "sq_norm")
-
     def state_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.STATE}
+        """Plain tensors and types (checkpoints load with ``weights_only=True``)."""
+        return {key: getattr(self, key) for key in self.STATE}
 
     def load_state_dict(self, state: dict) -> None:
-        for k in self.STATE:
-            if k in state:
-                setattr(self, k, state[k])
+        for key in self.STATE:
+            if key in state:
+                setattr(self, key, state[key])
+
+
+class BufferPCA(ManifoldEstimator):
+    """SVD of a ring buffer of the last ``buffer`` activity rows (randomized SVD for large maps)."""
+
+    OPTIONS = ("buffer",)
+    STATE = ManifoldEstimator.STATE + ("buf", "count")
+
+    def __init__(self, shape: tuple[int, ...], *, buffer: int = 1024, **common):
+        super().__init__(shape, **common)
+        self.buffer_size = buffer
+        self.buf: torch.Tensor | None = None  # (buffer, dim), allocated on first use
+        self.count = 0  # rows written to the ring buffer so far
+
+    def _update(self, X: torch.Tensor) -> None:
+        if self.buf is None:
+            self.buf = torch.zeros(self.buffer_size, self.dim, device=X.device)
+        X = X[-self.buffer_size :]
+        idx = (self.count + torch.arange(len(X), device=X.device)) % self.buffer_size
+        self.buf[idx] = X
+        self.count += len(X)
+
+    def _basis(self):
+        X = self.buf[: min(self.count, self.buffer_size)]
+        if self.centered:
+            X = X - X.mean(0)
+        q = min(self.k_cap, *X.shape)
+        total = float((X**2).sum())
+        S, V = self._svd(X, q)
+        lam = S**2 / max(len(X) - 1, 1)
+        gram = X @ X.T
+        self.pr = float(total**2 / (gram**2).sum().clamp_min(1e-30))
+        return V, lam, total / max(len(X) - 1, 1)
+
+    def _svd(self, X: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Singular values and right singular vectors (dim, >=q) of X."""
+        if min(X.shape) <= 2 * q + 10 or self.dim <= 1024:
+            _, S, Vh = torch.linalg.svd(X, full_matrices=False)
+            return S, Vh.T
+        g_state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed + self.count)  # randomized SVD, reproducible on resume
+        try:
+            _, S, V = torch.svd_lowrank(X, q=min(q + 10, *X.shape), niter=3)
+        finally:
+            torch.random.set_rng_state(g_state)
+        return S, V
+
+
+class EMACovariance(ManifoldEstimator):
+    """Moving-average covariance (decay ``ema_decay`` per step), eigendecomposed at each refresh."""
+
+    MAX_DIM: ClassVar[int] = 8192  # a dim x dim covariance beyond this is too large to keep
+    STATE = ManifoldEstimator.STATE + ("cov",)
+
+    def __init__(self, shape: tuple[int, ...], **common):
+        super().__init__(shape, **common)
+        if self.dim > self.MAX_DIM:
+            raise NmncError(
+                f"estimator=ema keeps a {self.dim}x{self.dim} covariance; use estimator=pca or "
+                f"oja, or space=channel, for layers over {self.MAX_DIM} units"
+            )
+        self.cov: torch.Tensor | None = None  # (dim, dim) moving-average second moment
+
+    def _update(self, X: torch.Tensor) -> None:
+        d = self.ema_decay
+        second = X.T @ X / len(X)
+        self.cov = second if self.cov is None else d * self.cov + (1 - d) * second
+
+    def _basis(self):
+        C = self.cov - (torch.outer(self.mean, self.mean) if self.centered else 0)
+        evals, evecs = torch.linalg.eigh(C)
+        lam, V = evals.flip(0).clamp_min(0), evecs.flip(1)  # decreasing variance
+        self.pr = spectrum_pr(lam)
+        return V, lam, float(lam.sum())
+
+
+class Sanger(ManifoldEstimator):
+    """Sanger's generalized Hebbian rule: k_cap weight rows converge to the top principal axes.
+
+    The rule learns no variances, so every direction counts as variance 1 and k is the cap.
+    """
+
+    OPTIONS = ("oja_lr",)
+    STATE = ManifoldEstimator.STATE + ("W", "sq_norm")
+
+    def __init__(self, shape: tuple[int, ...], *, oja_lr: float = 0.2, **common):
+        super().__init__(shape, **common)
+        self.oja_lr = oja_lr  # in units of the data's mean squared norm
+        self.W: torch.Tensor | None = None  # (k, dim) Sanger weights
+        self.sq_norm: float = 0.0  # running mean squared norm of the rows
+
+    def _update(self, X: torch.Tensor) -> None:
+        if self.centered:
+            X = X - self.mean
+        if self.W is None:
+            g = torch.Generator().manual_seed(self.seed)
+            basis = torch.linalg.qr(torch.randn(self.dim, self.k_cap, generator=g))[0]  # (dim, k)
+            self.W = basis.T.contiguous().to(X.device)
+        energy = float((X**2).sum(1).mean())
+        self.sq_norm = 0.9 * self.sq_norm + 0.1 * energy if self.sq_norm else energy
+        Y = X @ self.W.T  # (M, k) projections
+        # Sanger: dW = lr (y x^T - LT(y y^T) W), learning rate in units of the data's squared norm
+        dW = (Y.T @ X - torch.tril(Y.T @ Y) @ self.W) / len(X)
+        self.W += (self.oja_lr / max(self.sq_norm, 1e-12)) * dW
+
+    def _basis(self):
+        V = torch.linalg.qr(self.W.T)[0]  # orthonormalised learned rows
+        lam = torch.ones(V.shape[1], device=V.device)
+        return V, lam, float(lam.sum())
+
+    def _choose_k(self, lam: torch.Tensor, var_total: float) -> int:
+        return min(self.k_cap, lam.numel())
+
+
+ESTIMATORS: dict[str, type[ManifoldEstimator]] = {
+    "pca": BufferPCA,
+    "ema": EMACovariance,
+    "oja": Sanger,
+}
+
+
+def make_manifold(shape: tuple[int, ...], estimator: str = "pca", **settings) -> ManifoldEstimator:
+    """The manifold estimator named ``estimator`` for a layer of per-example ``shape``.
+
+    ``settings`` are :class:`ManifoldEstimator`'s keywords plus the chosen estimator's own
+    (``buffer`` for pca, ``oja_lr`` for oja); another estimator's own settings are ignored, so one
+    rule configuration serves every estimator.
+    """
+    if estimator not in ESTIMATORS:
+        raise UnknownNameError("manifold estimator", estimator, ESTIMATORS)
+    cls = ESTIMATORS[estimator]
+    foreign = {key for other in ESTIMATORS.values() for key in other.OPTIONS} - set(cls.OPTIONS)
+    return cls(shape, **{key: value for key, value in settings.items() if key not in foreign})
+
+
+Manifold = make_manifold  # the name callers used when one class held every estimator

@@ -11,6 +11,7 @@ the layer, with BatchNorm frozen), draw perturbations ``xi`` (P, B, *shape) with
 All P perturbations of a batch run through ``f`` as one batched forward pass (split into chunks of
 at most ``max_batch`` rows only to bound memory), never as a Python loop over single forwards.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,7 +25,9 @@ from torch import nn
 @contextmanager
 def frozen_norm(model: nn.Module):
     """BatchNorm layers use running statistics (and do not update them) inside the block."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    norms = [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+    ]
     for m in norms:
         m.eval()
     try:
@@ -61,7 +64,12 @@ def _scores(plus, minus, e, y, antithetic: bool, form: str) -> torch.Tensor:
         P, B = plus.shape[:2]
 
         def loss(z):  # each example's share of the batch-mean cross-entropy: (P, B)
-            return F.cross_entropy(z.flatten(0, 1), y.repeat(z.shape[0]), reduction="none").view(z.shape[0], B) / B
+            return (
+                F.cross_entropy(z.flatten(0, 1), y.repeat(z.shape[0]), reduction="none").view(
+                    z.shape[0], B
+                )
+                / B
+            )
 
         return (loss(plus) - loss(minus.expand_as(plus))) / half
     raise ValueError(f"form must be 'jacobian' or 'loss', got {form!r}")
@@ -93,7 +101,9 @@ def correlate(
     P, B = xi.shape[:2]
     with torch.no_grad():
         if antithetic:
-            hp = torch.cat([h.unsqueeze(0) + xi, h.unsqueeze(0) - xi]).flatten(0, 1)  # (2P*B, *shape)
+            hp = torch.cat([h.unsqueeze(0) + xi, h.unsqueeze(0) - xi]).flatten(
+                0, 1
+            )  # (2P*B, *shape)
             out = _batched(f, hp, max_batch).view(2, P, B, -1)  # (2, P, B, n_o) logits
             plus, minus = out[0], out[1]
         else:
@@ -102,8 +112,17 @@ def correlate(
         return _project(_scores(plus, minus, e, y, antithetic, form), xi, var).to(h.dtype)
 
 
-def correlate_all(model, layers: list[str], hs: dict, xis: dict, variances: dict, e=None, y=None,
-                  antithetic: bool = True, form: str = "jacobian") -> dict:
+def correlate_all(
+    model,
+    layers: list[str],
+    hs: dict,
+    xis: dict,
+    variances: dict,
+    e=None,
+    y=None,
+    antithetic: bool = True,
+    form: str = "jacobian",
+) -> dict:
     """All layers perturbed at once: one pass per perturbation from the lowest layer up, the noise
     of higher layers added by taps (forward hooks) as the copies pass them."""
     from .taps import inject
@@ -111,7 +130,10 @@ def correlate_all(model, layers: list[str], hs: dict, xis: dict, variances: dict
     first = layers[0]
     P, B = xis[first].shape[:2]
     sign = lambda xi: torch.cat([xi, -xi]) if antithetic else xi  # noqa: E731
-    edits = {name: (lambda out, xi=xis[name]: out + sign(xi).flatten(0, 1).to(out.dtype)) for name in layers[1:]}
+    edits = {
+        name: (lambda out, xi=xis[name]: out + sign(xi).flatten(0, 1).to(out.dtype))
+        for name in layers[1:]
+    }
     with torch.no_grad():
         h0 = hs[first].unsqueeze(0)
         with inject(model, edits):

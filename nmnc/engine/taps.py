@@ -4,6 +4,7 @@
 (noise rules perturbing all layers at once). Layer names are ``named_modules()`` names, so the
 same names appear in training logs, analyses and benchmark results.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -21,13 +22,17 @@ def resolve(model: nn.Module, layers: list[str]) -> dict[str, nn.Module]:
     for name in layers:
         if name not in modules or name == "":
             hidden = getattr(model, "hidden_layers", [n for n in modules if n])
-            raise UnknownNameError("layer", name, hidden, "layer names are the model's hidden_layers")
+            raise UnknownNameError(
+                "layer", name, hidden, "layer names are the model's hidden_layers"
+            )
         out[name] = modules[name]
     return out
 
 
 @contextmanager
-def record(model: nn.Module, layers: list[str], detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+def record(
+    model: nn.Module, layers: list[str], detach: bool = True
+) -> Iterator[dict[str, torch.Tensor]]:
     """Context manager yielding a dict that fills with each layer's latest output."""
     store: dict[str, torch.Tensor] = {}
     handles = []
@@ -45,7 +50,9 @@ def record(model: nn.Module, layers: list[str], detach: bool = True) -> Iterator
 
 
 @contextmanager
-def inject(model: nn.Module, edits: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+def inject(
+    model: nn.Module, edits: dict[str, Callable[[torch.Tensor], torch.Tensor]]
+) -> Iterator[None]:
     """Context manager replacing each named layer's output ``h`` by ``edits[name](h)``."""
     handles = []
     for name, module in resolve(model, list(edits)).items():
@@ -56,3 +63,18 @@ def inject(model: nn.Module, edits: dict[str, Callable[[torch.Tensor], torch.Ten
     finally:
         for h in handles:
             h.remove()
+
+
+@torch.no_grad()
+def activities(
+    model: nn.Module, x: torch.Tensor, layers: list[str] | None = None, batch: int = 256
+) -> dict[str, torch.Tensor]:
+    """Every named layer's activity for inputs ``x`` (N, ...), recorded by taps, in batches."""
+    layers = list(layers or model.hidden_layers)
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    with record(model, layers) as store:
+        for chunk in x.split(batch):
+            model(chunk)
+            for name in layers:
+                parts[name].append(store[name])
+    return {name: torch.cat(p) for name, p in parts.items()}

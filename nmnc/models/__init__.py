@@ -11,14 +11,15 @@ antithetic differences of two frozen passes, so the estimate is the Jacobian of 
 network above the layer, while the clean pass that produces the error and the updates runs in
 training mode.
 """
+
 from __future__ import annotations
 
 from .._registry import Registry
 
 MODELS = Registry("model")
 
-from ._base import StagedNet  # noqa: E402
 from . import alexnet, cnn, resnet  # noqa: E402,F401  (registration on import)
+from ._base import StagedNet  # noqa: E402
 
 
 def build_model(name: str, settings=None, **overrides) -> StagedNet:

@@ -50,6 +50,21 @@ class StagedNet(nn.Module):
             x = getattr(self, name)(x)
         return x
 
+    def walk(
+        self, x: torch.Tensor, detach_inputs: bool = False
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Every hidden layer's activity and the logits, stage by stage.
+
+        With ``detach_inputs`` each stage receives its input detached, so the autograd graph of a
+        stage's output reaches only that stage's own parameters (what local rules need).
+        """
+        outs, h = {}, x
+        for name in self.stage_names[:-1]:
+            h = getattr(self, name)(h.detach() if detach_inputs else h)
+            outs[name] = h
+        logits = getattr(self, self.stage_names[-1])(h.detach() if detach_inputs else h)
+        return outs, logits
+
     def forward_from(self, layer: str, h: torch.Tensor) -> torch.Tensor:
         """Logits from the activity ``h`` of hidden layer ``layer`` (stages above it only)."""
         self.stage(layer)  # validates the name
@@ -60,13 +75,12 @@ class StagedNet(nn.Module):
 
     def layer_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-example shape of every hidden layer's activity, from one dummy forward."""
-        shapes = {}
-        x = torch.zeros(1, 3, self.input_size, self.input_size, device=next(self.parameters()).device)
+        x = torch.zeros(
+            1, 3, self.input_size, self.input_size, device=next(self.parameters()).device
+        )
         was_training = self.training
         self.eval()
         with torch.no_grad():
-            for name in self.stage_names[:-1]:
-                x = getattr(self, name)(x)
-                shapes[name] = tuple(x.shape[1:])
+            outs, _ = self.walk(x)
         self.train(was_training)
-        return shapes
+        return {name: tuple(h.shape[1:]) for name, h in outs.items()}

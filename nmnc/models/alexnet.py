@@ -1,4 +1,5 @@
 """AlexNet-style network for ImageNet-size input (224x224): five conv layers and two hidden fully connected layers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,14 +18,20 @@ class AlexNetSettings:
     input_size: int = 224
 
 
-@MODELS.register("alexnet", AlexNetSettings, help="AlexNet-style, 224x224 input; hidden layers conv1-5, fc6, fc7")
+@MODELS.register(
+    "alexnet", AlexNetSettings, help="AlexNet-style, 224x224 input; hidden layers conv1-5, fc6, fc7"
+)
 def alexnet(s: AlexNetSettings) -> StagedNet:
     c = [scaled(x, s.width) for x in (64, 192, 384, 256, 256)]
     fc = scaled(4096, s.width)
     bias = s.norm == "none"
 
     def conv(cin, cout, k, stride, pad, pool):
-        layers = [nn.Conv2d(cin, cout, k, stride, pad, bias=bias), norm_layer(s.norm, cout), nn.ReLU()]
+        layers = [
+            nn.Conv2d(cin, cout, k, stride, pad, bias=bias),
+            norm_layer(s.norm, cout),
+            nn.ReLU(),
+        ]
         if pool:
             layers.append(nn.MaxPool2d(3, 2))
         return nn.Sequential(*layers)

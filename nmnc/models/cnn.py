@@ -1,4 +1,5 @@
 """A small CIFAR-10 CNN: four conv layers (the last three followed by 2x2 max-pooling) and a linear read-out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,12 +18,18 @@ class CNNSettings:
     input_size: int = 32
 
 
-@MODELS.register("cnn", CNNSettings, help="small CIFAR CNN, 4 conv layers (16-32-64-128 channels x width)")
+@MODELS.register(
+    "cnn", CNNSettings, help="small CIFAR CNN, 4 conv layers (16-32-64-128 channels x width)"
+)
 def cnn(s: CNNSettings) -> StagedNet:
     chans = [scaled(c, s.width) for c in (16, 32, 64, 128)]
 
     def conv(cin, cout, pool):
-        layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=s.norm == "none"), norm_layer(s.norm, cout), nn.ReLU()]
+        layers = [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=s.norm == "none"),
+            norm_layer(s.norm, cout),
+            nn.ReLU(),
+        ]
         if pool:
             layers.append(nn.MaxPool2d(2))
         return nn.Sequential(*layers)

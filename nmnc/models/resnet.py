@@ -1,4 +1,5 @@
 """ResNet-18 layout adapted to 32x32 input (3x3 stem, no max-pool); each residual block is one hidden layer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ class BasicBlock(nn.Module):
         self.bn2 = norm_layer(norm, cout)
         self.shortcut = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=bias), norm_layer(norm, cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=bias), norm_layer(norm, cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -36,15 +39,30 @@ class BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
-@MODELS.register("resnet", ResNetSettings, help="ResNet-18 for 32x32 input; hidden layers: stem and 8 residual blocks")
+@MODELS.register(
+    "resnet",
+    ResNetSettings,
+    help="ResNet-18 for 32x32 input; hidden layers: stem and 8 residual blocks",
+)
 def resnet(s: ResNetSettings) -> StagedNet:
     chans = [scaled(c, s.width) for c in (64, 128, 256, 512)]
-    stages = [("stem", nn.Sequential(nn.Conv2d(3, chans[0], 3, 1, 1, bias=s.norm == "none"), norm_layer(s.norm, chans[0]), nn.ReLU()))]
+    stages = [
+        (
+            "stem",
+            nn.Sequential(
+                nn.Conv2d(3, chans[0], 3, 1, 1, bias=s.norm == "none"),
+                norm_layer(s.norm, chans[0]),
+                nn.ReLU(),
+            ),
+        )
+    ]
     cin = chans[0]
     for i, cout in enumerate(chans, start=1):
         for j in range(2):
             stride = 2 if (i > 1 and j == 0) else 1
             stages.append((f"layer{i}_{j}", BasicBlock(cin, cout, stride, s.norm)))
             cin = cout
-    stages.append(("fc", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, s.num_classes))))
+    stages.append(
+        ("fc", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, s.num_classes)))
+    )
     return StagedNet(stages, s.input_size)

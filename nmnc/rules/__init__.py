@@ -3,6 +3,7 @@ for a standard torch optimizer, so every rule trains (and later data-parallelise
 
 Adding a rule is one new file in this folder plus one import line below.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Rule:
 
 
 def build_rule(name: str, model, settings=None, **overrides) -> Rule:
+    """Build a registered rule for ``model`` from its settings dataclass (or overrides of the defaults)."""
     entry = RULES.get(name)
     if settings is None:
         settings = RULES.settings(name, overrides)

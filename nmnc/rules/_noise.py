@@ -7,6 +7,7 @@ stage's output with respect to its own parameters, with the estimated activity g
 output gradient; no gradient can flow between layers (tests/test_rules.py checks both facts).
 The read-out stage uses the exact local error e = dL/dlogits.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import NmncError, UnknownNameError
 from ..engine.perturb import correlate, correlate_all, forward_passes, frozen_norm, output_error
+from ..errors import NmncError, UnknownNameError
 from . import Rule, StepResult
 
 
@@ -30,16 +31,25 @@ class NoiseRule(Rule):
         if s.P < 1 or s.sigma <= 0:
             raise NmncError(f"P must be >= 1 and sigma > 0 (got P={s.P}, sigma={s.sigma})")
         hidden = model.hidden_layers
-        self.layers = hidden if s.layers == "all" else [name.strip() for name in s.layers.split(",")]
+        self.layers = (
+            hidden if s.layers == "all" else [name.strip() for name in s.layers.split(",")]
+        )
         for name in self.layers:
             if name not in hidden:
-                raise UnknownNameError("layer", name, hidden, "set layers=all or a comma-separated list of hidden layers")
+                raise UnknownNameError(
+                    "layer",
+                    name,
+                    hidden,
+                    "set layers=all or a comma-separated list of hidden layers",
+                )
         self.layers = [name for name in hidden if name in self.layers]  # network order
         self.shapes = model.layer_shapes()
         self.t = 0  # steps taken (manifold refresh clock)
 
     # subclasses define the perturbation distribution
-    def noise(self, layer: str, h: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, float]:
+    def noise(
+        self, layer: str, h: torch.Tensor, gen: torch.Generator
+    ) -> tuple[torch.Tensor, float]:
         """Perturbations (P, B, *shape) for ``layer`` and their per-direction variance."""
         raise NotImplementedError
 
@@ -50,22 +60,41 @@ class NoiseRule(Rule):
         """Estimated activity gradients g_hat_l (B, *shape) for every perturbed layer."""
         s, model = self.settings, self.model
         with frozen_norm(model):
-            with torch.autocast(e.device.type, enabled=False):  # noise and subspaces in full precision
+            with torch.autocast(
+                e.device.type, enabled=False
+            ):  # noise and subspaces in full precision
                 draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
             if s.mode == "all":
-                return correlate_all(model, self.layers, acts, {n: d[0] for n, d in draws.items()},
-                                     {n: d[1] for n, d in draws.items()}, e, y, s.antithetic, s.form)
-            return {name: correlate(lambda z, name=name: model.forward_from(name, z), acts[name], xi, var, e, y,
-                                    s.antithetic, s.form, s.max_batch)
-                    for name, (xi, var) in draws.items()}
+                return correlate_all(
+                    model,
+                    self.layers,
+                    acts,
+                    {n: d[0] for n, d in draws.items()},
+                    {n: d[1] for n, d in draws.items()},
+                    e,
+                    y,
+                    s.antithetic,
+                    s.form,
+                )
+            return {
+                name: correlate(
+                    lambda z, name=name: model.forward_from(name, z),
+                    acts[name],
+                    xi,
+                    var,
+                    e,
+                    y,
+                    s.antithetic,
+                    s.form,
+                    s.max_batch,
+                )
+                for name, (xi, var) in draws.items()
+            }
 
     def step(self, x, y, gen):
-        model = self.model
-        outs, h = {}, x
-        for name in model.hidden_layers:
-            h = model.stage(name)(h.detach())  # detached input: this stage's graph ends here
-            outs[name] = h
-        logits = model.stage(model.stage_names[-1])(h.detach())
+        outs, logits = self.model.walk(
+            x, detach_inputs=True
+        )  # each stage's graph ends at its own input
         loss = F.cross_entropy(logits.float(), y)
         loss.backward()  # read-out: exact local error
         e = output_error(logits.detach(), y)  # (B, n_o)
@@ -73,12 +102,21 @@ class NoiseRule(Rule):
         with torch.autocast(x.device.type, enabled=False):  # PCA/QR have no half-precision kernels
             self.observe(acts)
         g_hat = self.estimate(acts, e, y, gen)
-        torch.autograd.backward([outs[n] for n in self.layers], [g_hat[n].to(outs[n].dtype) for n in self.layers])
+        torch.autograd.backward(
+            [outs[n] for n in self.layers], [g_hat[n].to(outs[n].dtype) for n in self.layers]
+        )
         self.t += 1
         P, B = self.settings.P, len(y)
         draws = P * (len(self.layers) if self.settings.mode == "layerwise" else 1)
-        passes = forward_passes(P, self.settings.antithetic) * (len(self.layers) if self.settings.mode == "layerwise" else 1)
-        return StepResult(loss.detach(), logits.detach(), perturbations=draws * B, info={"forward_passes": passes * B})
+        passes = forward_passes(P, self.settings.antithetic) * (
+            len(self.layers) if self.settings.mode == "layerwise" else 1
+        )
+        return StepResult(
+            loss.detach(),
+            logits.detach(),
+            perturbations=draws * B,
+            info={"forward_passes": passes * B},
+        )
 
     def state_dict(self) -> dict:
         return {"t": self.t}

@@ -1,4 +1,5 @@
 """Backprop: exact gradients, the reference rule."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """VNC, vanilla noise correlation (node perturbation): white noise on every unit of a layer."""
+
 from __future__ import annotations
 
 import math
@@ -14,11 +15,15 @@ from ._noise import NoiseRule, unit_sigma
 class VNCSettings:
     sigma: float = 0.05  # noise std per unit, in units of post-ReLU activity
     P: int = 16  # perturbations per example and layer
-    antithetic: bool = True  # f(h+xi) - f(h-xi): finite-difference bias O(sigma^2) instead of O(sigma)
+    antithetic: bool = (
+        True  # f(h+xi) - f(h-xi): finite-difference bias O(sigma^2) instead of O(sigma)
+    )
     form: str = "jacobian"  # 'jacobian' (dy . e) or 'loss' (scalar loss change)
     mode: str = "layerwise"  # 'layerwise' (one layer at a time) or 'all' (all layers in one pass)
     layers: str = "all"  # 'all' or comma-separated hidden layers; others are not trained
-    match_k: int = 0  # >0: per-unit std sigma*sqrt(match_k/n), same total noise energy as NMNC at k=match_k
+    match_k: int = (
+        0  # >0: per-unit std sigma*sqrt(match_k/n), same total noise energy as NMNC at k=match_k
+    )
     max_batch: int = 4096  # perturbed copies per forward pass (memory bound only)
 
 
@@ -28,4 +33,4 @@ class VNC(NoiseRule):
         s = self.settings
         std = unit_sigma(s.sigma, math.prod(h.shape[1:]), s.match_k)
         xi = std * torch.randn(s.P, *h.shape, generator=gen, device=h.device)
-        return xi, std ** 2
+        return xi, std**2

@@ -1,30 +1,31 @@
 """Cost of a noise-correlation step against the forward passes it must run.
 
-    python -m nmnc.bench cost [--model cnn] [--P 16] [--batch-size 128]
+    python -m nmnc.timing cost [--set model=cnn --set P=16 --set batch_size=128]
 
 Forward passes a layerwise VNC/NMNC step needs: one clean pass, plus 2P perturbed copies of the
 batch through the stages above each perturbed layer. The ratio step / forward shows the overhead of
 noise drawing, manifold upkeep and local updates.
 """
+
 from __future__ import annotations
 
-import resource
 import time
+from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
-from ..models import build_model
 from ..engine.perturb import frozen_norm
+from ..models import build_model
 from ..rules import build_rule
 
 
-def add_parser(sub):
-    c = sub.add_parser("cost", help="noise-rule step time against its forward passes and BP")
-    c.add_argument("--model", default="cnn")
-    c.add_argument("--P", type=int, default=16)
-    c.add_argument("--batch-size", type=int, default=128)
-    c.add_argument("--repeats", type=int, default=3)
-    c.set_defaults(func=run)
+@dataclass(frozen=True)
+class CostConfig:
+    model: str = "cnn"
+    P: int = 16  # perturbations per example and layer
+    batch_size: int = 128
+    repeats: int = 3
 
 
 def _time(fn, repeats):
@@ -35,20 +36,16 @@ def _time(fn, repeats):
     return (time.perf_counter() - t) / repeats
 
 
-def run(args):
+def cost(cfg: CostConfig) -> pd.DataFrame:
+    """Seconds per step of VNC, NMNC and BP, against the forward passes a noise step must run."""
     torch.manual_seed(0)
-    model = build_model(args.model)
-    B, P = args.batch_size, args.P
+    model = build_model(cfg.model)
+    B, P = cfg.batch_size, cfg.P
     x, y = torch.randn(B, 3, model.input_size, model.input_size), torch.randint(0, 10, (B,))
 
     def forwards():
         with torch.no_grad(), frozen_norm(model):
-            h = x
-            acts = {}
-            for name in model.hidden_layers:
-                h = model.stage(name)(h)
-                acts[name] = h
-            model.stage(model.stage_names[-1])(h)
+            acts, _ = model.walk(x)
             for name, a in acts.items():
                 copies = a.unsqueeze(0).expand(2 * P, *a.shape).reshape(-1, *a.shape[1:])
                 for chunk in copies.split(4096):
@@ -58,9 +55,9 @@ def run(args):
         model.zero_grad()
         build_rule("bp", model).step(x, y, None)
 
-    t_fwd = _time(forwards, args.repeats)
-    t_bp = _time(bp, args.repeats)
-    rows = [("forward passes only", t_fwd, 1.0, t_fwd / t_bp)]
+    t_fwd = _time(forwards, cfg.repeats)
+    t_bp = _time(bp, cfg.repeats)
+    rows = [("forward passes only", t_fwd)]
     for rule_name in ("vnc", "nmnc"):
         rule = build_rule(rule_name, model, P=P)
         gen = torch.Generator().manual_seed(0)
@@ -69,11 +66,11 @@ def run(args):
             model.zero_grad()
             rule.step(x, y, gen)
 
-        t = _time(step, args.repeats)
-        rows.append((f"{rule_name} step", t, t / t_fwd, t / t_bp))
-    rows.append(("bp step", t_bp, t_bp / t_fwd, 1.0))
-    print(f"model={args.model} P={P} batch={B} threads={torch.get_num_threads()}")
-    print(f"{'what':22s} {'seconds':>8s} {'x forwards':>10s} {'x bp step':>10s}")
-    for what, t, rf, rb in rows:
-        print(f"{what:22s} {t:8.3f} {rf:10.2f} {rb:10.1f}")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        rows.append((f"{rule_name} step", _time(step, cfg.repeats)))
+    rows.append(("bp step", t_bp))
+    return pd.DataFrame(
+        [
+            {"what": what, "seconds": t, "x_forwards": t / t_fwd, "x_bp_step": t / t_bp}
+            for what, t in rows
+        ]
+    )

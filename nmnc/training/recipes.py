@@ -32,11 +32,23 @@ class Recipe:
         noise = {} if rule in NOISE_FREE else self.noise
         return {**self.set, **noise, **(extra or {})}
 
-    def config(self, rule: str, out: str | Path, seed: int = 0, data_root: str | None = None,
-               extra: dict | None = None) -> TrainConfig:
+    def config(
+        self,
+        rule: str,
+        out: str | Path,
+        seed: int = 0,
+        data_root: str | None = None,
+        extra: dict | None = None,
+    ) -> TrainConfig:
         """The validated configuration of one run of this recipe."""
-        base = TrainConfig(model=self.model, rule=rule, dataset=self.dataset, seed=seed,
-                           data_root=None if data_root is None else str(data_root), out=str(out))
+        base = TrainConfig(
+            model=self.model,
+            rule=rule,
+            dataset=self.dataset,
+            seed=seed,
+            data_root=None if data_root is None else str(data_root),
+            out=str(out),
+        )
         return build_config(base, self.settings(rule, extra))
 
 
@@ -46,7 +58,9 @@ def _load(path: Path) -> None:
     for name, body in data.items():
         unknown = set(body) - allowed
         if unknown:
-            raise UnknownNameError(f"recipe key in {path.name} [{name}]", sorted(unknown)[0], allowed)
+            raise UnknownNameError(
+                f"recipe key in {path.name} [{name}]", sorted(unknown)[0], allowed
+            )
         RECIPES.add(name, Recipe(name=name, **body), body.get("help", ""))
 
 

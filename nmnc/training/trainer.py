@@ -1,4 +1,5 @@
 """The training loop shared by every rule: data, rule step, optimizer, metrics, checkpoints."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,21 +40,29 @@ class TrainResult:
         return self.run_dir / "checkpoint.pt"
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "run_dir": str(self.run_dir), "checkpoint": str(self.checkpoint)}
+        return {
+            **dataclasses.asdict(self),
+            "run_dir": str(self.run_dir),
+            "checkpoint": str(self.checkpoint),
+        }
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise NmncError(f"device '{name}' asked for but CUDA is not available here; use --set device=cpu or auto")
+        raise NmncError(
+            f"device '{name}' asked for but CUDA is not available here; use --set device=cpu or auto"
+        )
     return torch.device(name)
 
 
 class Run:
     """One training run: builds everything from a TrainConfig, or from a checkpoint to resume."""
 
-    def __init__(self, cfg: TrainConfig, resume_from: Checkpoint | None = None, progress: bool = True):
+    def __init__(
+        self, cfg: TrainConfig, resume_from: Checkpoint | None = None, progress: bool = True
+    ):
         check(cfg)
         self.cfg, self.progress = cfg, progress
         self.out = Path(cfg.out)
@@ -62,32 +71,51 @@ class Run:
         self.data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, input_size=arch_input)
         model_settings = dict(cfg.model_settings)
         if model_settings.get("num_classes") != self.data.num_classes:
-            model_settings["num_classes"] = self.data.num_classes  # the read-out follows the dataset
+            model_settings["num_classes"] = (
+                self.data.num_classes
+            )  # the read-out follows the dataset
         self.cfg = cfg = dataclasses.replace(cfg, model_settings=model_settings)
 
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model, MODELS.settings(cfg.model, model_settings)).to(self.device)
+        self.model = build_model(cfg.model, MODELS.settings(cfg.model, model_settings)).to(
+            self.device
+        )
         self.rule = build_rule(cfg.rule, self.model, **cfg.rule_settings)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == "sgd":
-            self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+            self.opt = torch.optim.SGD(
+                params,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+                nesterov=cfg.momentum > 0,
+            )
         else:
             self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
         n_train = len(self.data.train)
-        self.train_idx = (balanced_subset(self.data.train.labels, cfg.train_examples, cfg.seed)
-                          if 0 < cfg.train_examples < n_train else torch.arange(n_train))
+        self.train_idx = (
+            balanced_subset(self.data.train.labels, cfg.train_examples, cfg.seed)
+            if 0 < cfg.train_examples < n_train
+            else torch.arange(n_train)
+        )
         if cfg.train_examples > n_train:
-            raise NmncError(f"--train-examples {cfg.train_examples} exceeds the {n_train} training images of {cfg.dataset}")
+            raise NmncError(
+                f"--train-examples {cfg.train_examples} exceeds the {n_train} training images of {cfg.dataset}"
+            )
         self.steps_per_epoch = len(self.train_idx) // cfg.batch_size
         if self.steps_per_epoch < 1:
-            raise NmncError(f"batch size {cfg.batch_size} is larger than the {len(self.train_idx)} training examples; lower --batch-size or raise --train-examples")
+            raise NmncError(
+                f"batch size {cfg.batch_size} is larger than the {len(self.train_idx)} training examples; lower --batch-size or raise --train-examples"
+            )
         self.total_steps = cfg.steps or max(1, int(round(cfg.epochs * self.steps_per_epoch)))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.step, self.examples, self.perturbations = 0, 0, 0
         self.metrics: list[dict] = []
         self.elapsed = 0.0
-        self.saved_step: int | None = None  # step of the last checkpoint this run wrote or resumed from
+        self.saved_step: int | None = (
+            None  # step of the last checkpoint this run wrote or resumed from
+        )
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -109,7 +137,7 @@ class Run:
             epoch, pos = divmod(s, spe)
             if epoch != order_epoch:
                 order, order_epoch = self._epoch_order(epoch), epoch
-            out.append((s, order[pos * B:(pos + 1) * B]))
+            out.append((s, order[pos * B : (pos + 1) * B]))
         return out
 
     # ---- loop -------------------------------------------------------------------------------
@@ -122,16 +150,44 @@ class Run:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the summary."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / "run.json", json.dumps({"model": cfg.model, "rule": cfg.rule, "seed": cfg.seed, "dataset": cfg.dataset,
-                                      "total_steps": self.total_steps, "config": dataclasses.asdict(cfg)}, indent=1))
+        atomic_write_text(
+            self.out / "run.json",
+            json.dumps(
+                {
+                    "model": cfg.model,
+                    "rule": cfg.rule,
+                    "seed": cfg.seed,
+                    "dataset": cfg.dataset,
+                    "total_steps": self.total_steps,
+                    "config": dataclasses.asdict(cfg),
+                },
+                indent=1,
+            ),
+        )
         self._rewrite_log()
-        stop = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{cfg.rule}/{cfg.model}", unit="step",
-                   disable=not self.progress, dynamic_ncols=True)
+        stop = (
+            self.total_steps
+            if stop_after is None
+            else min(self.total_steps, self.step + stop_after)
+        )
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=f"{cfg.rule}/{cfg.model}",
+            unit="step",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
         t_last = time.perf_counter()
         last_eval = {}
         with open(self.out / "metrics.jsonl", "a") as log:
-            for x, y in self.data.train.loader(self._batches(self.step, stop), cfg.augment, cfg.seed, self.device, num_workers=cfg.num_workers):
+            for x, y in self.data.train.loader(
+                self._batches(self.step, stop),
+                cfg.augment,
+                cfg.seed,
+                self.device,
+                num_workers=cfg.num_workers,
+            ):
                 self.model.train()
                 self.opt.zero_grad(set_to_none=True)
                 gen = step_generator(cfg.seed, self.step, stream=2, device=self.device)
@@ -141,9 +197,14 @@ class Run:
                 if not math.isfinite(loss):
                     bar.close()
                     kept = self.out / "checkpoint.pt"
-                    where = (f"the last good checkpoint ({kept}, step {self.saved_step}) is kept" if self.saved_step is not None
-                             else "no checkpoint had been written yet")
-                    raise TrainingDiverged(f"loss became {loss} at step {self.step}; stopped without updating; {where}; lower --lr (now {cfg.lr}) or set grad_clip")
+                    where = (
+                        f"the last good checkpoint ({kept}, step {self.saved_step}) is kept"
+                        if self.saved_step is not None
+                        else "no checkpoint had been written yet"
+                    )
+                    raise TrainingDiverged(
+                        f"loss became {loss} at step {self.step}; stopped without updating; {where}; lower --lr (now {cfg.lr}) or set grad_clip"
+                    )
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 lr = self.opt.param_groups[0]["lr"]
@@ -155,9 +216,16 @@ class Run:
                 now = time.perf_counter()
                 self.elapsed += now - t_last
                 t_last = now
-                row = {"step": self.step, "examples": self.examples, "perturbations": self.perturbations,
-                       "loss": round(loss, 5), "acc": round((res.logits.argmax(1) == y).float().mean().item(), 4),
-                       "lr": lr, "time": round(self.elapsed, 3), **(res.info or {})}
+                row = {
+                    "step": self.step,
+                    "examples": self.examples,
+                    "perturbations": self.perturbations,
+                    "loss": round(loss, 5),
+                    "acc": round((res.logits.argmax(1) == y).float().mean().item(), 4),
+                    "lr": lr,
+                    "time": round(self.elapsed, 3),
+                    **(res.info or {}),
+                }
                 if self.step % cfg.eval_every == 0 or self.step == self.total_steps:
                     last_eval = self.evaluate()
                     row.update(last_eval)
@@ -165,7 +233,11 @@ class Run:
                 self.metrics.append(row)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
-                bar.set_postfix(loss=f"{loss:.3f}", acc=f"{row['acc']:.2f}", **({"test": f"{last_eval['test_acc']:.3f}"} if last_eval else {}))
+                bar.set_postfix(
+                    loss=f"{loss:.3f}",
+                    acc=f"{row['acc']:.2f}",
+                    **({"test": f"{last_eval['test_acc']:.3f}"} if last_eval else {}),
+                )
                 bar.update(1)
                 if self.step % cfg.ckpt_every == 0 or self.step == self.total_steps:
                     self.save()
@@ -177,9 +249,13 @@ class Run:
         self.model.eval()
         test = self.data.test
         n = len(test)
-        idx = balanced_subset(test.labels, self.cfg.eval_examples, 0) if 0 < self.cfg.eval_examples < n else torch.arange(n)
+        idx = (
+            balanced_subset(test.labels, self.cfg.eval_examples, 0)
+            if 0 < self.cfg.eval_examples < n
+            else torch.arange(n)
+        )
         correct, total_loss = 0, 0.0
-        batches = [(i, idx[i:i + 500]) for i in range(0, len(idx), 500)]
+        batches = [(i, idx[i : i + 500]) for i in range(0, len(idx), 500)]
         for x, y in test.loader(batches, False, 0, self.device, num_workers=self.cfg.num_workers):
             with self.autocast():
                 logits = self.model(x).float()
@@ -190,8 +266,15 @@ class Run:
 
     def summary(self) -> TrainResult:
         evals = [m for m in self.metrics if "test_acc" in m]
-        return TrainResult(self.out, self.step, self.total_steps, self.examples, self.perturbations,
-                           evals[-1]["test_acc"] if evals else None, self.elapsed)
+        return TrainResult(
+            self.out,
+            self.step,
+            self.total_steps,
+            self.examples,
+            self.perturbations,
+            evals[-1]["test_acc"] if evals else None,
+            self.elapsed,
+        )
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self) -> Path:
@@ -200,16 +283,37 @@ class Run:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         d = self.data
-        data = {"dataset": cfg.dataset, "source": d.source, "train_examples": len(self.train_idx),
-                "subset_seed": cfg.seed if len(self.train_idx) < len(d.train) else None,
-                "classes": list(d.classes), "mean": list(d.mean), "std": list(d.std),
-                "input_size": d.input_size, "augment": cfg.augment}
+        data = {
+            "dataset": cfg.dataset,
+            "source": d.source,
+            "train_examples": len(self.train_idx),
+            "subset_seed": cfg.seed if len(self.train_idx) < len(d.train) else None,
+            "classes": list(d.classes),
+            "mean": list(d.mean),
+            "std": list(d.std),
+            "input_size": d.input_size,
+            "augment": cfg.augment,
+        }
         payload = assemble(
-            model=cfg.model, model_settings=cfg.model_settings, rule=cfg.rule, rule_settings=cfg.rule_settings,
-            rule_state=self.rule.state_dict(), config=dataclasses.asdict(cfg), model_state=self.model.state_dict(),
-            optimizer_state=self.opt.state_dict(), scheduler_state=self.sched.state_dict(), rng=rng,
-            step=self.step, total_steps=self.total_steps, examples=self.examples, perturbations=self.perturbations,
-            elapsed=self.elapsed, data=data, metrics=self.metrics, device=str(self.device))
+            model=cfg.model,
+            model_settings=cfg.model_settings,
+            rule=cfg.rule,
+            rule_settings=cfg.rule_settings,
+            rule_state=self.rule.state_dict(),
+            config=dataclasses.asdict(cfg),
+            model_state=self.model.state_dict(),
+            optimizer_state=self.opt.state_dict(),
+            scheduler_state=self.sched.state_dict(),
+            rng=rng,
+            step=self.step,
+            total_steps=self.total_steps,
+            examples=self.examples,
+            perturbations=self.perturbations,
+            elapsed=self.elapsed,
+            data=data,
+            metrics=self.metrics,
+            device=str(self.device),
+        )
         path = save_checkpoint(self.out / "checkpoint.pt", payload)
         self.saved_step = self.step
         return path
@@ -220,20 +324,29 @@ class Run:
             self.opt.load_state_dict(ckpt.optimizer_state)
         except (RuntimeError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0][:160]
-            raise NmncError(f"{ckpt.path}: its weights do not fit model '{self.cfg.model}' ({first}); resume only runs written by this nmnc") from None
+            raise NmncError(
+                f"{ckpt.path}: its weights do not fit model '{self.cfg.model}' ({first}); resume only runs written by this nmnc"
+            ) from None
         self.sched.load_state_dict(ckpt.scheduler_state)
         self.rule.load_state_dict(ckpt.rule_state)
         torch.set_rng_state(ckpt.rng["torch"])
         if "cuda" in ckpt.rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt.rng["cuda"])
         c = ckpt.counters
-        self.step, self.examples, self.perturbations, self.elapsed = c["step"], c["examples"], c["perturbations"], c["elapsed"]
+        self.step, self.examples, self.perturbations, self.elapsed = (
+            c["step"],
+            c["examples"],
+            c["perturbations"],
+            c["elapsed"],
+        )
         self.metrics = ckpt.metrics
         self.saved_step = self.step
 
     def _rewrite_log(self) -> None:
         """The log on disk always matches the metrics the run holds (drops rows after a crash)."""
-        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics))
+        atomic_write_text(
+            self.out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics)
+        )
 
 
 def config_from_checkpoint(ckpt: Checkpoint, **changes) -> TrainConfig:
@@ -247,7 +360,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """Train a fresh run described by ``cfg`` into ``cfg.out``."""
     out = Path(cfg.out)
     if (out / "checkpoint.pt").exists():
-        raise NmncError(f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out")
+        raise NmncError(
+            f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out"
+        )
     return Run(cfg, progress=progress).train()
 
 
@@ -270,7 +385,14 @@ def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         print(f"{out}: finished earlier (step {ckpt.step}), skipped", file=sys.stderr)
         evals = [m for m in ckpt.metrics if "test_acc" in m]
         c = ckpt.counters
-        return TrainResult(out, ckpt.step, ckpt.total_steps, c["examples"], c["perturbations"],
-                           evals[-1]["test_acc"] if evals else None, c["elapsed"])
+        return TrainResult(
+            out,
+            ckpt.step,
+            ckpt.total_steps,
+            c["examples"],
+            c["perturbations"],
+            evals[-1]["test_acc"] if evals else None,
+            c["elapsed"],
+        )
     print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
     return resume(out, progress, data_root=cfg.data_root)
