@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ BENCHMARKS = Registry(
 )
 
 # Which stimuli a score uses: all of them, the half that picks the layer, or the other half.
+Root = str | Path | None  # a data root folder (None: $NMNC_DATA_ROOT, else the default)
 ALL = None
 SELECT = 0
 TEST = 1
@@ -45,6 +47,8 @@ class BenchmarkInfo:
 
 @dataclass
 class Row:
+    """One layer's score on a benchmark, before it becomes a row of the results table."""
+
     benchmark: str
     version: int
     layer: str
@@ -285,18 +289,22 @@ class NeuralBenchmark(Benchmark):
 # ---- built-in benchmarks ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class RSASettings:
+    """Options of the built-in RSA benchmarks."""
+
     method: str = "spearman"  # 'spearman', 'kendall' (tau-a) or 'pearson'
     n_boot: int = 1000  # bootstrap resamples of stimuli for the 95% interval
 
 
 @dataclass(frozen=True)
 class V4Settings:
+    """Options of the built-in V4 benchmark."""
+
     sessions: tuple[str, ...] = tuple(COWLEY_SESSIONS)
     splits: int = 3  # cross-validation folds of the PLS fit
     max_features: int = 256  # wider layers get a seeded random projection to this many features
 
 
-def builtin(info: BenchmarkInfo, settings: type, help: str):
+def builtin(info: BenchmarkInfo, settings: type, help: str) -> Callable:
     """Register ``factory(info, root, download, settings) -> Benchmark`` under ``info.id``."""
 
     def wrap(factory):
@@ -311,7 +319,8 @@ def builtin(info: BenchmarkInfo, settings: type, help: str):
     RSASettings,
     "92 images; monkey IT RDM (674 neurons); Spearman",
 )
-def monkey_it(info: BenchmarkInfo, root, download: bool, s: RSASettings) -> RSABenchmark:
+def monkey_it(info: BenchmarkInfo, root: Root, download: bool, s: RSASettings) -> RSABenchmark:
+    """The 92 images against the monkey IT RDM."""
     from .datasets import kriegeskorte2008
 
     d = kriegeskorte2008(root, download, info.id)
@@ -323,7 +332,8 @@ def monkey_it(info: BenchmarkInfo, root, download: bool, s: RSASettings) -> RSAB
     RSASettings,
     "92 images; human IT fMRI RDM (316 voxels); Spearman",
 )
-def human_it(info: BenchmarkInfo, root, download: bool, s: RSASettings) -> RSABenchmark:
+def human_it(info: BenchmarkInfo, root: Root, download: bool, s: RSASettings) -> RSABenchmark:
+    """The 92 images against the human IT (fMRI) RDM."""
     from .datasets import kriegeskorte2008
 
     d = kriegeskorte2008(root, download, info.id)
@@ -335,7 +345,8 @@ def human_it(info: BenchmarkInfo, root, download: bool, s: RSASettings) -> RSABe
     V4Settings,
     "macaque V4, 9 sessions; PLS predictivity (Brain-Score metric)",
 )
-def cowley_v4(info: BenchmarkInfo, root, download: bool, s: V4Settings) -> NeuralBenchmark:
+def cowley_v4(info: BenchmarkInfo, root: Root, download: bool, s: V4Settings) -> NeuralBenchmark:
+    """Macaque V4 responses to natural images (the chosen sessions)."""
     from .datasets import cowley2023
 
     for session in s.sessions:
@@ -347,16 +358,15 @@ def cowley_v4(info: BenchmarkInfo, root, download: bool, s: V4Settings) -> Neura
 
 # Public Brain-Score benchmarks, scored through brainscore_adapter (their data in $BRAINIO_HOME).
 PUBLIC_INFO = {
-    "FreemanZiemba2013public.V1-pls": BenchmarkInfo(
-        "FreemanZiemba2013public.V1-pls", 1, "V1", "macaque"
-    ),
-    "FreemanZiemba2013public.V2-pls": BenchmarkInfo(
-        "FreemanZiemba2013public.V2-pls", 1, "V2", "macaque"
-    ),
-    "MajajHong2015public.V4-pls": BenchmarkInfo("MajajHong2015public.V4-pls", 1, "V4", "macaque"),
-    "MajajHong2015public.IT-pls": BenchmarkInfo("MajajHong2015public.IT-pls", 1, "IT", "macaque"),
-    # i2n against the pooled human (MTurk) object-recognition behaviour of the 'objectome' images
-    "Rajalingham2018public-i2n": BenchmarkInfo("Rajalingham2018public-i2n", 1, "behavior", "human"),
+    i.id: i
+    for i in (
+        BenchmarkInfo("FreemanZiemba2013public.V1-pls", 1, "V1", "macaque"),
+        BenchmarkInfo("FreemanZiemba2013public.V2-pls", 1, "V2", "macaque"),
+        BenchmarkInfo("MajajHong2015public.V4-pls", 1, "V4", "macaque"),
+        BenchmarkInfo("MajajHong2015public.IT-pls", 1, "IT", "macaque"),
+        # i2n against the pooled human (MTurk) object-recognition behaviour on the 'objectome' images
+        BenchmarkInfo("Rajalingham2018public-i2n", 1, "behavior", "human"),
+    )
 }
 
 

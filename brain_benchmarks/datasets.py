@@ -1,6 +1,7 @@
 """Built-in brain data: where each file lives under the data root, where users download it from,
 and its SHA-256. Files in the data root are used as they are; downloads go to the cache and are
 verified. Offline, a missing file is a one-line error naming the benchmark, the file and the place."""
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,14 @@ from .stimuli import from_arrays, from_zip
 KRIEGESKORTE_FILE = "kriegeskorte2008_92images/Kriegeskorte_Neuron2008_supplementalData.mat"
 KRIEGESKORTE_URL = os.environ.get(
     "NMNC_KRIEGESKORTE2008_URL",
-    "https://raw.githubusercontent.com/rsagroup/rsatoolbox/main/demos/92imageData/Kriegeskorte_Neuron2008_supplementalData.mat")
+    "https://raw.githubusercontent.com/rsagroup/rsatoolbox/main/demos/92imageData/Kriegeskorte_Neuron2008_supplementalData.mat",
+)
 KRIEGESKORTE_SHA = "06f21214399a5d43dc264eed19a7f4b8daf11c8622a59eec3e106064ce5e3504"
 # Cowley, Stan, Pillow & Smith (2023), GitHub cowleygroup/V4_compact_models, data_V4_responses/ (GPL-3.0)
-COWLEY_URL = os.environ.get("NMNC_COWLEY2023_URL", "https://raw.githubusercontent.com/cowleygroup/V4_compact_models/main/data_V4_responses")
+COWLEY_URL = os.environ.get(
+    "NMNC_COWLEY2023_URL",
+    "https://raw.githubusercontent.com/cowleygroup/V4_compact_models/main/data_V4_responses",
+)
 COWLEY_SHA = {
     "images/images_190923.zip": "e99a4df1c7476bdc4d565ff4408bc421976ecc3a22c41af6bfd0cfbddb508c0c",
     "images/images_190925.zip": "765b4d4372302d4ed72c3382d41ece5ca55d7dcc3d84da7402091253529b87d1",
@@ -42,22 +47,38 @@ COWLEY_SHA = {
     "responses/responses_210325.npy": "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3",
     "responses_raw/responses_210325.npy": "4008dbbf31a47d9b1b8d8da609f4a7a3433c7071f0e45c611c220b217dd75b76",
 }
-COWLEY_SESSIONS = ["190923", "190925", "190927", "190928", "190929", "201025", "210224", "210305", "210325"]
+COWLEY_SESSIONS = [
+    "190923",
+    "190925",
+    "190927",
+    "190928",
+    "190929",
+    "201025",
+    "210224",
+    "210305",
+    "210325",
+]
 
 
-def locate(benchmark: str, rel: str, url: str, sha256: str, root=None, download: bool = False) -> Path:
+def locate(
+    benchmark: str, rel: str, url: str, sha256: str, root=None, download: bool = False
+) -> Path:
     """The file in the data root, else in the download cache, else downloaded (if allowed)."""
     for base in (data_root(root), cache_dir() / "data"):
         if (base / rel).exists():
             return base / rel
     target = cache_dir() / "data" / rel
     if not download:
-        raise DataError(f"{benchmark} needs {rel}: put it at {data_root(root) / rel} (from {url}), "
-                        f"set --data-root / NMNC_DATA_ROOT to a folder holding it, or pass --download")
+        raise DataError(
+            f"{benchmark} needs {rel}: put it at {data_root(root) / rel} (from {url}), "
+            f"set --data-root / NMNC_DATA_ROOT to a folder holding it, or pass --download"
+        )
     return fetch(url, target, sha256, what=f"{benchmark} data ({rel})")
 
 
-def kriegeskorte2008(root=None, download: bool = False, benchmark: str = "Kriegeskorte2008") -> dict:
+def kriegeskorte2008(
+    root=None, download: bool = False, benchmark: str = "Kriegeskorte2008"
+) -> dict:
     """The 92 images with the monkey IT (674 neurons) and human IT (fMRI) RDMs, and category labels."""
     from scipy.io import loadmat
     from scipy.spatial.distance import squareform
@@ -66,27 +87,50 @@ def kriegeskorte2008(root=None, download: bool = False, benchmark: str = "Kriege
     try:
         m = loadmat(path, squeeze_me=True, struct_as_record=False)
         images = np.stack([s.image for s in m["stimuli_92objs"]]).astype(np.uint8)
-        rdms = {r.name: squareform(np.asarray(r.RDM, dtype=np.float64)) for r in m["RDMs_mIT_hIT_fig1"]}
+        rdms = {
+            r.name: squareform(np.asarray(r.RDM, dtype=np.float64)) for r in m["RDMs_mIT_hIT_fig1"]
+        }
         labels = [str(x) for x in m["categoryLabels"]]
         cats = np.asarray(m["categoryVectors"])
     except (KeyError, AttributeError, ValueError, OSError) as err:
-        raise DataError(f"{benchmark}: {path} is not the 92-image file expected ({err}); replace it with a copy from {KRIEGESKORTE_URL}") from None
-    stimuli = from_arrays("kriegeskorte2008_92", images, [f"image{i + 1:02d}" for i in range(len(images))])
-    return {"stimuli": stimuli, "monkey": rdms["mIT_674neurons"], "human": rdms["hITvisStim_316vx"],
-            "categories": {lab: cats[:, i].astype(bool) for i, lab in enumerate(labels)}}
+        raise DataError(
+            f"{benchmark}: {path} is not the 92-image file expected ({err}); replace it with a copy from {KRIEGESKORTE_URL}"
+        ) from None
+    stimuli = from_arrays(
+        "kriegeskorte2008_92", images, [f"image{i + 1:02d}" for i in range(len(images))]
+    )
+    return {
+        "stimuli": stimuli,
+        "monkey": rdms["mIT_674neurons"],
+        "human": rdms["hITvisStim_316vx"],
+        "categories": {lab: cats[:, i].astype(bool) for i, lab in enumerate(labels)},
+    }
 
 
-def cowley2023(root=None, download: bool = False, benchmark: str = "Cowley2023", sessions=None) -> list[dict]:
+def cowley2023(
+    root=None, download: bool = False, benchmark: str = "Cowley2023", sessions=None
+) -> list[dict]:
     """Macaque V4 sessions: stimuli (sorted image order = response columns), responses (images, neurons),
     and single trials (neurons, images, repeats) where they exist."""
     out = []
     for s in sessions or COWLEY_SESSIONS:
-        rel = lambda name: f"cowley2023_v4/{name}"  # noqa: E731
-        get = lambda name: locate(benchmark, rel(name), f"{COWLEY_URL}/{name}", COWLEY_SHA[name], root, download)  # noqa: E731
+
+        def get(name: str) -> Path:
+            return locate(
+                benchmark,
+                f"cowley2023_v4/{name}",
+                f"{COWLEY_URL}/{name}",
+                COWLEY_SHA[name],
+                root,
+                download,
+            )
+
         stimuli = from_zip(get(f"images/images_{s}.zip"), name=f"cowley2023_{s}")
         resp = np.load(get(f"responses/responses_{s}.npy"))
         if resp.shape[1] != len(stimuli):
-            raise DataError(f"{benchmark}: session {s} has {resp.shape[1]} response columns but {len(stimuli)} images")
+            raise DataError(
+                f"{benchmark}: session {s} has {resp.shape[1]} response columns but {len(stimuli)} images"
+            )
         raw = None
         if f"responses_raw/responses_{s}.npy" in COWLEY_SHA:
             raw = np.load(get(f"responses_raw/responses_{s}.npy"))

@@ -7,6 +7,7 @@ seeded random projection (both are part of the cache key and recorded in results
 Cache: ``<cache>/activations/<weights hash>/<stimuli digest>/<layer><reduction>.npy`` — changed
 weights have a new hash, so stale activations are never returned.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,12 +26,16 @@ from .stimuli import Stimuli
 
 
 def reduction_tag(pool: str, max_features: int) -> str:
-    return (f"-pool{pool}" if pool != "none" else "") + (f"-proj{max_features}" if max_features else "")
+    return (f"-pool{pool}" if pool != "none" else "") + (
+        f"-proj{max_features}" if max_features else ""
+    )
 
 
 def preprocess(model: ScoredModel, images) -> torch.Tensor:
     size = model.input_size
-    arr = np.stack([np.asarray(im.resize((size, size), resample=3)) for im in images])  # bicubic, (B, H, W, 3)
+    arr = np.stack(
+        [np.asarray(im.resize((size, size), resample=3)) for im in images]
+    )  # bicubic, (B, H, W, 3)
     x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255)
     mean, std = torch.tensor(model.mean).view(1, 3, 1, 1), torch.tensor(model.std).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -39,7 +44,7 @@ def preprocess(model: ScoredModel, images) -> torch.Tensor:
 def _projection(layer: str, d: int, m: int) -> torch.Tensor:
     seed = int(hashlib.sha1(layer.encode()).hexdigest()[:8], 16)
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(d, m, generator=g) / m ** 0.5
+    return torch.randn(d, m, generator=g) / m**0.5
 
 
 def _reduce(h: torch.Tensor, pool: str, proj: torch.Tensor | None) -> torch.Tensor:
@@ -49,8 +54,16 @@ def _reduce(h: torch.Tensor, pool: str, proj: torch.Tensor | None) -> torch.Tens
     return h @ proj if proj is not None else h
 
 
-def extract(model: ScoredModel, stimuli: Stimuli, layers: list[str] | None = None, batch: int = 64, pool: str = "none",
-            max_features: int = 0, use_cache: bool = True, progress: bool = True) -> dict[str, np.ndarray]:
+def extract(
+    model: ScoredModel,
+    stimuli: Stimuli,
+    layers: list[str] | None = None,
+    batch: int = 64,
+    pool: str = "none",
+    max_features: int = 0,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
     """Features (N, d) per layer, in stimulus order."""
     layers = layers or model.layers
     tag = reduction_tag(pool, max_features)
@@ -68,7 +81,13 @@ def _run(model, stimuli, layers, paths, batch, pool, max_features, progress):
     N = len(stimuli)
     outs, tmps, projs = {}, {}, {}
     net = model.net
-    bar = tqdm(total=N, desc=f"extract {model.arch} on {stimuli.name}", unit="img", disable=not progress, leave=False)
+    bar = tqdm(
+        total=N,
+        desc=f"extract {model.arch} on {stimuli.name}",
+        unit="img",
+        disable=not progress,
+        leave=False,
+    )
     try:
         for start in range(0, N, batch):
             imgs = [stimuli.read(i) for i in range(start, min(N, start + batch))]
@@ -85,9 +104,13 @@ def _run(model, stimuli, layers, paths, batch, pool, max_features, progress):
                     if max_features and d > max_features:
                         projs[layer] = _projection(layer, d, max_features)
                         d = max_features
-                    tmps[layer] = paths[layer].with_name(f".{paths[layer].stem}.{os.getpid()}.tmp.npy")
-                    outs[layer] = np.lib.format.open_memmap(tmps[layer], mode="w+", dtype=np.float32, shape=(N, d))
-                outs[layer][start:start + len(imgs)] = _reduce(h, pool, projs.get(layer)).numpy()
+                    tmps[layer] = paths[layer].with_name(
+                        f".{paths[layer].stem}.{os.getpid()}.tmp.npy"
+                    )
+                    outs[layer] = np.lib.format.open_memmap(
+                        tmps[layer], mode="w+", dtype=np.float32, shape=(N, d)
+                    )
+                outs[layer][start : start + len(imgs)] = _reduce(h, pool, projs.get(layer)).numpy()
             bar.update(len(imgs))
         for layer in layers:
             outs[layer].flush()

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nmnc.cli import entry, parser, print_config
+from nmnc.cli import entry, parser
 from nmnc.config import parse_sets, to_json
 from nmnc.io import atomic_write_text
 

@@ -22,6 +22,8 @@ PIXELS = {"input_size": 64, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "re
 
 @dataclass
 class ScoredModel:
+    """A network (or pixels) with its identity and the preprocessing it was trained with."""
+
     id: str  # what the user gave
     arch: str
     rule: str

@@ -34,6 +34,8 @@ RULE_ORDER = ["bp", "vnc", "nmnc", "init", "none"]
 
 @dataclass(frozen=True)
 class ReportConfig:
+    """What ``build_report`` reads and where it writes."""
+
     results: str  # a results table written by brain_benchmarks.score
     runs: tuple[str, ...] = ()  # training run folders: learning curves and settings
     analyses: tuple[str, ...] = ()  # folders of analysis tables (alignment, gradient, width)
@@ -42,7 +44,7 @@ class ReportConfig:
     title: str = "nmnc comparison report"
 
 
-def label(row) -> str:
+def label(row: pd.Series) -> str:
     """Group label: rule and architecture for trained models, the baseline name otherwise."""
     if row["rule"] == "none":
         return "pixels"
@@ -98,12 +100,12 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["_o", "model", "benchmark"]).drop(columns="_o").reset_index(drop=True)
 
 
-def fmt(v, digits: int = 3) -> str:
+def fmt(v: float | None, digits: int = 3) -> str:
     """A number with ``digits`` decimals; empty for missing values."""
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
-def cell(r) -> str:
+def cell(r: pd.Series) -> str:
     """'score [lo, hi] (n=, sd=)' of one summary row."""
     spread = f", sd={fmt(r.seed_sd)}" if r.n_seeds > 1 else ""
     return f"{fmt(r.score)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}] (n={r.n_seeds}{spread})"
@@ -363,10 +365,18 @@ def img_tag(path: Path) -> str:
 
 
 def write(out: Path, name: str, text: str) -> None:
+    """Write one file of the report atomically."""
     atomic_write_text(out / name, text)
 
 
-def markdown(title: str, origin: str, table, learn_table, figures: list[Path], prov) -> str:
+def markdown(
+    title: str,
+    origin: str,
+    table: pd.DataFrame,
+    learn_table: pd.DataFrame | None,
+    figures: list[Path],
+    prov: pd.DataFrame,
+) -> str:
     """report.md: the summary table, training table, figure links and provenance."""
     md = [
         f"# {title}",
@@ -387,7 +397,14 @@ def markdown(title: str, origin: str, table, learn_table, figures: list[Path], p
     return "\n".join(md)
 
 
-def page(title: str, origin: str, table, learn_table, figures: list[Path], prov) -> str:
+def page(
+    title: str,
+    origin: str,
+    table: pd.DataFrame,
+    learn_table: pd.DataFrame | None,
+    figures: list[Path],
+    prov: pd.DataFrame,
+) -> str:
     """index.html: the same content with the figures embedded."""
     head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
     parts = [

@@ -4,6 +4,7 @@ Model RDMs use correlation distance; comparisons use Spearman's rho (default) or
 95% intervals come from a bootstrap over stimuli; several brain RDMs (subjects, sessions) give a
 leave-one-out noise ceiling (lower, upper) as rsatoolbox computes it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,11 @@ def _rdms(mats: np.ndarray):
     mats = np.asarray(mats, dtype=np.float64)
     if mats.ndim == 2:
         mats = mats[None]
-    return RDMs(mats, dissimilarity_measure="brain", pattern_descriptors={"index": np.arange(mats.shape[-1])})
+    return RDMs(
+        mats,
+        dissimilarity_measure="brain",
+        pattern_descriptors={"index": np.arange(mats.shape[-1])},
+    )
 
 
 def model_rdm(features: np.ndarray) -> np.ndarray:
@@ -48,7 +53,9 @@ def subset(rdm: np.ndarray, idx) -> np.ndarray:
     return rdm[..., idx[:, None], idx[None, :]]
 
 
-def bootstrap(model: np.ndarray, brain: np.ndarray, method: str = "spearman", n: int = 1000, seed: int = 0) -> tuple[float, float]:
+def bootstrap(
+    model: np.ndarray, brain: np.ndarray, method: str = "spearman", n: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """95% interval from resampling stimuli with replacement (pairs of a stimulus with itself dropped)."""
     from scipy.stats import rankdata
 

@@ -39,6 +39,8 @@ RESULTS = "results.csv"  # the table's file name inside --out DIR
 
 @dataclass(frozen=True)
 class ScoreConfig:
+    """What ``score`` scores, on what, and where the rows go."""
+
     models: tuple[str, ...]
     benchmarks: tuple[str, ...] = OFFLINE
     data_root: str | None = None
@@ -212,9 +214,9 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     results = results_path(cfg.out)
     if cfg.skip_scored and results is None:
         raise NmncError("skipping scored pairs needs the results folder: give --out DIR")
-    benches = load_benchmarks(cfg)
     for spec in cfg.models:
         check_model(spec)
+    benches = load_benchmarks(cfg)
     done = scored_pairs(results) if cfg.skip_scored else set()
     rows = []
     for spec in cfg.models:
@@ -298,6 +300,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m brain_benchmarks.score``."""
     p = parser(
         PROG,
         __doc__,

@@ -1,4 +1,5 @@
 """Stimulus sets: ordered images from a folder, a zip or an array, read lazily in batches."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,7 +33,9 @@ class Stimuli:
     def subset(self, idx) -> "Stimuli":
         idx = list(map(int, idx))
         h = hashlib.sha1((self.digest + ",".join(map(str, idx))).encode()).hexdigest()[:16]
-        return Stimuli(f"{self.name}[{len(idx)}]", [self.ids[i] for i in idx], lambda i: self.read(idx[i]), h)
+        return Stimuli(
+            f"{self.name}[{len(idx)}]", [self.ids[i] for i in idx], lambda i: self.read(idx[i]), h
+        )
 
 
 def _digest(parts) -> str:
@@ -46,20 +49,30 @@ def from_arrays(name: str, images: np.ndarray, ids: list[str] | None = None) -> 
     """Images as uint8 (N, H, W, 3) or (N, H, W)."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
-        raise DataError(f"{name}: stimulus arrays must be uint8 images (N, H, W[, 3]), got {images.dtype}")
+        raise DataError(
+            f"{name}: stimulus arrays must be uint8 images (N, H, W[, 3]), got {images.dtype}"
+        )
     ids = ids or [f"{i:05d}" for i in range(len(images))]
-    return Stimuli(name, ids, lambda i: Image.fromarray(images[i]).convert("RGB"), _digest([images.tobytes()]))
+    return Stimuli(
+        name, ids, lambda i: Image.fromarray(images[i]).convert("RGB"), _digest([images.tobytes()])
+    )
 
 
 def from_folder(folder: Path, order: list[str] | None = None, name: str | None = None) -> Stimuli:
     folder = Path(folder)
-    files = {p.name: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT} if folder.is_dir() else {}
+    files = (
+        {p.name: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT}
+        if folder.is_dir()
+        else {}
+    )
     if not files:
         raise DataError(f"no images ({', '.join(IMAGE_EXT)}) in {folder}")
     ids = _ordered(order, files, str(folder))
     paths = [files[i] for i in ids]
     digest = _digest(p.read_bytes() for p in paths)
-    return Stimuli(name or folder.name, ids, lambda i: _open(paths[i].read_bytes(), paths[i]), digest)
+    return Stimuli(
+        name or folder.name, ids, lambda i: _open(paths[i].read_bytes(), paths[i]), digest
+    )
 
 
 def from_zip(path: Path, order: list[str] | None = None, name: str | None = None) -> Stimuli:
@@ -67,7 +80,9 @@ def from_zip(path: Path, order: list[str] | None = None, name: str | None = None
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise DataError(f"{path} is not a readable zip ({err}); replace it with an intact copy") from None
+        raise DataError(
+            f"{path} is not a readable zip ({err}); replace it with an intact copy"
+        ) from None
     members = {}
     for m in zf.namelist():
         check_member(m, path)
@@ -85,7 +100,9 @@ def _ordered(order, available: dict, where: str) -> list[str]:
         return sorted(available)
     missing = [o for o in order if o not in available]
     if missing:
-        raise DataError(f"{where}: {len(missing)} listed stimuli are missing (first: {missing[0]}); the 'stimuli' list must name files that exist")
+        raise DataError(
+            f"{where}: {len(missing)} listed stimuli are missing (first: {missing[0]}); the 'stimuli' list must name files that exist"
+        )
     return list(order)
 
 

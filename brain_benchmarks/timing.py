@@ -28,6 +28,8 @@ PROG = "python -m brain_benchmarks.timing"
 
 @dataclass(frozen=True)
 class ExtractionTiming:
+    """Settings of ``timing extraction``."""
+
     model: str = "random:cnn"
     images: int = 1200  # from V4 session 190923 (112x112 JPEG)
     repeats: int = 2
@@ -36,12 +38,16 @@ class ExtractionTiming:
 
 @dataclass(frozen=True)
 class ScoringTiming:
+    """Settings of ``timing scoring``."""
+
     model: str
     data_root: str | None = None
 
 
 @dataclass(frozen=True)
 class BrainscoreV4Timing:
+    """Settings of ``timing brainscore-v4``."""
+
     models: tuple[str, ...] = ("bp_cnn", "vnc_cnn", "nmnc_cnn")
     sessions: tuple[str, ...] = ()  # empty: all 9 sessions
     splits: int = 3  # cross-validation folds of the PLS fit
@@ -146,6 +152,7 @@ def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m brain_benchmarks.timing`` and its subcommands."""
     p = parser(PROG, __doc__, data_root=False, print_config=False, quiet=False)
     sub = subcommands(p)
     e = parser(
@@ -194,7 +201,9 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(
+    args: argparse.Namespace,
+) -> ExtractionTiming | ScoringTiming | BrainscoreV4Timing:
     """The timing config of the chosen subcommand."""
     if args.command == "extraction":
         return ExtractionTiming(args.model, args.images, args.repeats, args.data_root)

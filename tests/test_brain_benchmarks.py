@@ -597,6 +597,10 @@ def test_list_shows_models_then_benchmarks(isolated, capsys):
     ):
         assert name in text
     assert "no weights" in text  # the zoo here is empty
+    from brain_benchmarks.benchmarks import PUBLIC_INFO
+    from brain_benchmarks.brainscore_adapter import PUBLIC
+
+    assert set(PUBLIC_INFO) == set(PUBLIC)  # every public benchmark has its region and species
     with pytest.raises(SystemExit, match="2"):  # the old flags are gone
         score_main(["--list-benchmarks"])
 

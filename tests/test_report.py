@@ -1,6 +1,5 @@
 import json
 import re
-import shutil
 import subprocess
 from dataclasses import replace
 
@@ -181,21 +180,8 @@ def test_report_errors(tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
-def _chromium():
-    return (
-        shutil.which("chromium")
-        or shutil.which("chromium-browser")
-        or shutil.which("google-chrome")
-    )
-
-
-@pytest.mark.browser
-def test_report_renders_in_headless_chromium(tmp_path):
-    browser = _chromium()
-    if browser is None:
-        pytest.fail(
-            "headless Chromium is needed for this test: apt-get install chromium (.ci/run installs it)"
-        )
+def test_report_renders_in_headless_chromium(tmp_path, chromium):
+    browser = chromium  # the fixture installs Chromium from Debian's packages when it is missing
     small_results(tmp_path / "results.csv")
     page = report(tmp_path)
     shot = tmp_path / "shot.png"

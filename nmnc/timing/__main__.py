@@ -43,10 +43,14 @@ def main(argv=None) -> int:
     pairs = parse_sets(args.sets)
     fields = {f.name for f in dataclasses.fields(config)}
     base = config(data_root=args.data_root) if "data_root" in fields else config()
-    if "sets" in fields:  # speed: keys it does not have are training settings of the measured runs
-        extra = {k: v for k, v in pairs.items() if k not in fields}
-        pairs = {k: v for k, v in pairs.items() if k in fields}
-        base = dataclasses.replace(base, sets=extra)
+    if "sets" in fields:  # speed: model./rule./train. keys are settings of the measured runs
+        scoped = {
+            k: v
+            for k, v in pairs.items()
+            if k.split(".")[0] in ("model", "rule", "train") and "." in k
+        }
+        pairs = {k: v for k, v in pairs.items() if k not in scoped}
+        base = dataclasses.replace(base, sets=scoped)
     cfg = apply_overrides(base, pairs, f"{args.command} setting")
     if args.print_config:
         return print_config(cfg)
