@@ -1,3 +1,5 @@
+"""The shape every model shares: named stages run in order (:class:`StagedNet`), width scaling and norm layers."""
+
 from __future__ import annotations
 
 import torch
