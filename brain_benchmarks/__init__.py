@@ -3,7 +3,8 @@ neural predictivity, Brain-Score), the scoring API, experiments and the comparis
 
 Public API::
 
-    from brain_benchmarks import ScoreConfig, score_models, load_benchmark, Benchmark, ReportConfig, build_report
+    from brain_benchmarks import ScoreConfig, score_models, load_benchmark, Benchmark
+    from brain_benchmarks import ReportConfig, build_report
     from brain_benchmarks import load_experiment, run_experiment, MainConfig
 """
 

@@ -1,4 +1,5 @@
-"""Benchmarks in a registry with Brain-Score-style ids (``<Dataset>.<Region>-<metric>``) and versions.
+"""Benchmarks in a registry with Brain-Score-style ids (``<Dataset>.<Region>-<metric>``) and
+versions.
 
 Every benchmark, built-in or user-defined, is a :class:`Benchmark`: it names the stimulus sets to
 extract (``sets()``) and scores every recorded layer on all stimuli; it then commits one layer to
@@ -189,7 +190,8 @@ class RSABenchmark(Benchmark):
 
 
 def split_half_reliability(trials: np.ndarray, n_splits: int = 20, seed: int = 0) -> np.ndarray:
-    """Spearman-Brown corrected split-half reliability per neuron; trials (neurons, images, repeats), NaN = missing."""
+    """Spearman-Brown corrected split-half reliability per neuron; trials (neurons, images,
+    repeats), NaN = missing."""
     rng = np.random.default_rng(seed)
     neurons, images, reps = trials.shape
     out = np.zeros((n_splits, neurons))
@@ -211,8 +213,9 @@ class NeuralBenchmark(Benchmark):
 
     kind = "neural"
 
-    # PLS (25 components) on 9 sessions x layers x splits is the slow part of scoring: features wider
-    # than max_features get a seeded random projection, and splits are 90/10 cross-validation folds.
+    # PLS (25 components) on 9 sessions x layers x splits is the slow part of scoring: features
+    # wider than max_features get a seeded random projection, and splits are 90/10
+    # cross-validation folds.
     def __init__(
         self, info: BenchmarkInfo, sessions: list[dict], splits: int = 3, max_features: int = 256
     ):
@@ -231,7 +234,8 @@ class NeuralBenchmark(Benchmark):
         return sum(len(s["stimuli"]) for s in self.sessions)
 
     def ceiling(self) -> float | None:
-        """Median split-half reliability over neurons of sessions with single trials (None without)."""
+        """Median split-half reliability over neurons of sessions with single trials (None
+        without)."""
         if self._ceiling is False:
             rel = [
                 split_half_reliability(s["trials"])
@@ -364,7 +368,8 @@ PUBLIC_INFO = {
         BenchmarkInfo("FreemanZiemba2013public.V2-pls", 1, "V2", "macaque"),
         BenchmarkInfo("MajajHong2015public.V4-pls", 1, "V4", "macaque"),
         BenchmarkInfo("MajajHong2015public.IT-pls", 1, "IT", "macaque"),
-        # i2n against the pooled human (MTurk) object-recognition behaviour on the 'objectome' images
+        # i2n against the pooled human (MTurk) object-recognition behaviour on the 'objectome'
+        # images
         BenchmarkInfo("Rajalingham2018public-i2n", 1, "behavior", "human"),
     )
 }
@@ -458,14 +463,16 @@ def from_folder_spec(path: str | Path) -> Benchmark:
         f = folder / "rdms.npy"
         if not f.exists():
             raise DataError(
-                f"{folder}: kind 'rsa' needs rdms.npy (one N x N RDM, S x N x N, or condensed vectors)"
+                f"{folder}: kind 'rsa' needs rdms.npy "
+                "(one N x N RDM, S x N x N, or condensed vectors)"
             )
         rdms = _rdm_stack(np.load(f), n, str(f))
         return RSABenchmark(info, stimuli, rdms, meta.get("method", "spearman"))
     f = folder / "responses.npy"
     if not f.exists():
         raise DataError(
-            f"{folder}: kind 'neural' needs responses.npy (neurons x images, or neurons x images x repeats)"
+            f"{folder}: kind 'neural' needs responses.npy "
+            "(neurons x images, or neurons x images x repeats)"
         )
     resp = np.load(f).astype(np.float64)
     if resp.ndim not in (2, 3) or resp.shape[1] != n:

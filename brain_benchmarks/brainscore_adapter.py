@@ -21,7 +21,8 @@ def _bs():
 def neuroid_assembly(
     values: np.ndarray, stimulus_ids: list[str], neuroid_ids: list[str], region: str = "V4"
 ):
-    """A (presentation x neuroid) NeuroidAssembly with the coordinates Brain-Score's metrics expect."""
+    """A (presentation x neuroid) NeuroidAssembly with the coordinates Brain-Score's metrics
+    expect."""
     _bs()
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
 
@@ -149,7 +150,8 @@ def register_model(identifier: str, factory) -> str:
 
 
 def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
-    """Register a zoo model into brainscore_vision's registry in this process; returns its identifier."""
+    """Register a zoo model into brainscore_vision's registry in this process; returns its
+    identifier."""
     from model_zoo.registry import region_layer_map as zoo_region_map
     from model_zoo.registry import weights
     from nmnc.checkpoint import load_checkpoint
@@ -212,7 +214,8 @@ def recording_assembly(responses: np.ndarray, stimuli, region: str, folder):
     asm = asm.squeeze(
         "time_bin"
     )  # static responses; the time bin stays as scalar coordinates, as in Brain-Score's data
-    # Brain-Score caches activations by stimulus-set identifier: it names the content and our file layout (v2)
+    # Brain-Score caches activations by stimulus-set identifier: it names the content and our file
+    # layout (v2)
     ident = f"nmnc-{stimuli.name}-{stimuli.digest}-v2"
     asm.attrs["stimulus_set"] = stimulus_set(paths, ids, ident)
     asm.attrs["stimulus_set_identifier"] = ident
@@ -268,7 +271,8 @@ def neural_benchmark(
 
 
 # ---- public Brain-Score benchmarks ----------------------------------------------------------
-# The files each public benchmark reads, as brainscore's data plugins name them: BRAINIO_HOME/<sha1>/<file>.
+# The files each public benchmark reads, as brainscore's data plugins name them:
+# BRAINIO_HOME/<sha1>/<file>.
 PUBLIC = {
     "FreemanZiemba2013public.V1-pls": [
         ("assy_movshon_FreemanZiemba2013_public.nc", "761c08f796db4e342555cdb60eef23a4f19ead43"),
@@ -312,15 +316,18 @@ def missing_public_files(benchmark: str) -> list[str]:
 
 
 def score_public(benchmark: str, model_identifier: str):
-    """Run a public Brain-Score benchmark on a registered model; offline without its files, a clear error at once."""
+    """Run a public Brain-Score benchmark on a registered model; offline without its files, a clear
+    error at once."""
     from nmnc.errors import DataError
 
     missing = missing_public_files(benchmark)
     if missing:
         raise DataError(
-            f"{benchmark} needs Brain-Score's public data files, not found here: {', '.join(missing)}; "
-            f"put them there (BRAINIO_HOME={brainio_home()}; Brain-Score downloads them from its S3 bucket "
-            f"brainscore-storage/brainio-brainscore when online)"
+            f"{benchmark} needs Brain-Score's public data files, not found here: "
+            f"{', '.join(missing)}; "
+            f"put them there (BRAINIO_HOME={brainio_home()}; "
+            "Brain-Score downloads them from its S3 bucket "
+            "brainscore-storage/brainio-brainscore when online)"
         )
     bs = _patched()
     try:
@@ -332,6 +339,7 @@ def score_public(benchmark: str, model_identifier: str):
             or "EndpointConnection" in str(err)
         ):
             raise DataError(
-                f"{benchmark}: Brain-Score tried to download data that is missing from {brainio_home()} ({type(err).__name__})"
+                f"{benchmark}: Brain-Score tried to download data that is missing from "
+                f"{brainio_home()} ({type(err).__name__})"
             ) from None
         raise

@@ -1,6 +1,7 @@
 """Built-in brain data: where each file lives under the data root, where users download it from,
 and its SHA-256. Files in the data root are used as they are; downloads go to the cache and are
-verified. Offline, a missing file is a one-line error naming the benchmark, the file and the place."""
+verified. Offline, a missing file is a one-line error naming the benchmark, the file and the
+place."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ KRIEGESKORTE_URL = os.environ.get(
     "https://raw.githubusercontent.com/rsagroup/rsatoolbox/main/demos/92imageData/Kriegeskorte_Neuron2008_supplementalData.mat",
 )
 KRIEGESKORTE_SHA = "06f21214399a5d43dc264eed19a7f4b8daf11c8622a59eec3e106064ce5e3504"
-# Cowley, Stan, Pillow & Smith (2023), GitHub cowleygroup/V4_compact_models, data_V4_responses/ (GPL-3.0)
+# Cowley, Stan, Pillow & Smith (2023), GitHub cowleygroup/V4_compact_models, data_V4_responses/
+# (GPL-3.0)
 COWLEY_URL = os.environ.get(
     "NMNC_COWLEY2023_URL",
     "https://raw.githubusercontent.com/cowleygroup/V4_compact_models/main/data_V4_responses",
@@ -36,16 +38,16 @@ COWLEY_SHA = {
     "images/images_210224.zip": "e2690810bee34c2e2821e5dd504c7970f3441579bc57659f27d2c11678b52c6b",
     "images/images_210305.zip": "9fab651e9c2d0b44091c2ea238c78d68fedf573cd7d4ae6b0545c5d84c121776",
     "images/images_210325.zip": "992774eca3508a2ad01accb1a31f5f3e3d90248c49f4eec314f2a915a263e454",
-    "responses/responses_190923.npy": "741672d36541ce39930c8a3b5bd1cfd33c187aa47b1549c9c5569bc21aa97a28",
-    "responses/responses_190925.npy": "2f94d7bcef0f68fecdb7472f509737fafac92477cf6b11a4966162b1b1072529",
-    "responses/responses_190927.npy": "4c3c75ec72bc4bd3f0e22987a7b2e7e962af249d6577e8a6d727ea9075bde034",
-    "responses/responses_190928.npy": "41707e2d31ace45da6d181ad28a91c299971d42430c91cc738602523e7d7eda6",
-    "responses/responses_190929.npy": "18639c9e2b2baed54c4fb22e311d84dafbd986a12069370b1004880a721d2c4a",
-    "responses/responses_201025.npy": "f729f3dc0d29aa38bd380c0da9e39aba916f9e2580949929b65d1714e7217a8a",
-    "responses/responses_210224.npy": "4dbb7367707a5ca47ab4cea863bbf4e9765b8409cb30216693721bddfad7abfe",
-    "responses/responses_210305.npy": "00dce8d39558bfc3f5dd55c6f678c05de1b63895d56193379fd7dfe41fc703f0",
-    "responses/responses_210325.npy": "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3",
-    "responses_raw/responses_210325.npy": "4008dbbf31a47d9b1b8d8da609f4a7a3433c7071f0e45c611c220b217dd75b76",
+    "responses/responses_190923.npy": "741672d36541ce39930c8a3b5bd1cfd33c187aa47b1549c9c5569bc21aa97a28",  # noqa: E501
+    "responses/responses_190925.npy": "2f94d7bcef0f68fecdb7472f509737fafac92477cf6b11a4966162b1b1072529",  # noqa: E501
+    "responses/responses_190927.npy": "4c3c75ec72bc4bd3f0e22987a7b2e7e962af249d6577e8a6d727ea9075bde034",  # noqa: E501
+    "responses/responses_190928.npy": "41707e2d31ace45da6d181ad28a91c299971d42430c91cc738602523e7d7eda6",  # noqa: E501
+    "responses/responses_190929.npy": "18639c9e2b2baed54c4fb22e311d84dafbd986a12069370b1004880a721d2c4a",  # noqa: E501
+    "responses/responses_201025.npy": "f729f3dc0d29aa38bd380c0da9e39aba916f9e2580949929b65d1714e7217a8a",  # noqa: E501
+    "responses/responses_210224.npy": "4dbb7367707a5ca47ab4cea863bbf4e9765b8409cb30216693721bddfad7abfe",  # noqa: E501
+    "responses/responses_210305.npy": "00dce8d39558bfc3f5dd55c6f678c05de1b63895d56193379fd7dfe41fc703f0",  # noqa: E501
+    "responses/responses_210325.npy": "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3",  # noqa: E501
+    "responses_raw/responses_210325.npy": "4008dbbf31a47d9b1b8d8da609f4a7a3433c7071f0e45c611c220b217dd75b76",  # noqa: E501
 }
 COWLEY_SESSIONS = [
     "190923",
@@ -79,7 +81,8 @@ def locate(
 def kriegeskorte2008(
     root=None, download: bool = False, benchmark: str = "Kriegeskorte2008"
 ) -> dict:
-    """The 92 images with the monkey IT (674 neurons) and human IT (fMRI) RDMs, and category labels."""
+    """The 92 images with the monkey IT (674 neurons) and human IT (fMRI) RDMs, and category
+    labels."""
     from scipy.io import loadmat
     from scipy.spatial.distance import squareform
 
@@ -94,7 +97,8 @@ def kriegeskorte2008(
         cats = np.asarray(m["categoryVectors"])
     except (KeyError, AttributeError, ValueError, OSError) as err:
         raise DataError(
-            f"{benchmark}: {path} is not the 92-image file expected ({err}); replace it with a copy from {KRIEGESKORTE_URL}"
+            f"{benchmark}: {path} is not the 92-image file expected ({err}); "
+            f"replace it with a copy from {KRIEGESKORTE_URL}"
         ) from None
     stimuli = from_arrays(
         "kriegeskorte2008_92", images, [f"image{i + 1:02d}" for i in range(len(images))]
@@ -110,8 +114,8 @@ def kriegeskorte2008(
 def cowley2023(
     root=None, download: bool = False, benchmark: str = "Cowley2023", sessions=None
 ) -> list[dict]:
-    """Macaque V4 sessions: stimuli (sorted image order = response columns), responses (images, neurons),
-    and single trials (neurons, images, repeats) where they exist."""
+    """Macaque V4 sessions: stimuli (sorted image order = response columns), responses (images,
+    neurons), and single trials (neurons, images, repeats) where they exist."""
     out = []
     for s in sessions or COWLEY_SESSIONS:
 
@@ -129,7 +133,8 @@ def cowley2023(
         resp = np.load(get(f"responses/responses_{s}.npy"))
         if resp.shape[1] != len(stimuli):
             raise DataError(
-                f"{benchmark}: session {s} has {resp.shape[1]} response columns but {len(stimuli)} images"
+                f"{benchmark}: session {s} has {resp.shape[1]} response columns "
+                f"but {len(stimuli)} images"
             )
         raw = None
         if f"responses_raw/responses_{s}.npy" in COWLEY_SHA:

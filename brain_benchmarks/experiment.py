@@ -98,7 +98,8 @@ def _section(cls, body: dict, where: str):
 
 
 def from_dict(data: dict, where: str = "experiment") -> Experiment:
-    """An experiment from parsed TOML (validated: unknown keys, names and empty grids are errors)."""
+    """An experiment from parsed TOML (validated: unknown keys, names and empty grids are
+    errors)."""
     top = {k: v for k, v in data.items() if k not in SECTIONS}
     unknown = set(top) - {"name", "title"}
     if unknown:
@@ -128,7 +129,8 @@ def check(exp: Experiment, where: str = "experiment") -> None:
         raise NmncError(f"{where}: [train] needs at least one rule and one seed")
     if "bp" not in exp.train.rules:
         raise NmncError(
-            f"{where}: [train] rules must include bp: it is the reference for the report and the analyses"
+            f"{where}: [train] rules must include bp: "
+            "it is the reference for the report and the analyses"
         )
     if not exp.name.replace("-", "").replace("_", "").isalnum():
         raise NmncError(

@@ -71,7 +71,8 @@ def run_experiment(cfg: MainConfig) -> Path:
     configs = exp.run_configs(cfg.runs_dir, cfg.data_root)
 
     stage(
-        f"1/4 training {len(configs)} runs of recipe {exp.train.recipe} ({', '.join(exp.train.rules)}; seeds {', '.join(map(str, exp.train.seeds))})"
+        f"1/4 training {len(configs)} runs of recipe {exp.train.recipe} "
+        f"({', '.join(exp.train.rules)}; seeds {', '.join(map(str, exp.train.seeds))})"
     )
     runs = {(c.rule, c.seed): train_or_resume(c, cfg.progress).run_dir for c in configs}
 
@@ -169,7 +170,9 @@ def main(argv=None) -> int:
     p = parser(
         "python -m brain_benchmarks.main",
         __doc__.split("\n\n")[0],
-        sets="experiment setting as section.key=value, e.g. train.seeds=0,1,2 or analysis.images=200",
+        sets=(
+            "experiment setting as section.key=value, e.g. train.seeds=0,1,2 or analysis.images=200"
+        ),
         listing="list the built-in experiments and exit",
     )
     p.add_argument(

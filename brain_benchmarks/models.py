@@ -44,7 +44,8 @@ def _zoo_names():
 
 
 def _random_spec(spec: str) -> tuple[str, int]:
-    """``random:cnn@3`` -> ('cnn', 3); a one-line error for an unknown architecture or a bad seed."""
+    """``random:cnn@3`` -> ('cnn', 3); a one-line error for an unknown architecture or a bad
+    seed."""
     arch, at, seed = spec[len("random:") :].partition("@")
     if arch not in MODELS:
         raise UnknownNameError(
@@ -58,7 +59,8 @@ def _random_spec(spec: str) -> tuple[str, int]:
 
 
 def check_model(spec: str) -> None:
-    """Fail at once, with one line, on a model id that cannot be resolved (nothing is built or loaded)."""
+    """Fail at once, with one line, on a model id that cannot be resolved (nothing is built or
+    loaded)."""
     if spec.startswith("random:"):
         _random_spec(spec)
         return

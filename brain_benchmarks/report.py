@@ -1,6 +1,7 @@
 """Comparison report: NMNC against VNC against BP, on every benchmark, with the evidence behind it.
 
-    python -m brain_benchmarks.report --results reports/results.csv [--runs DIR ...] [--analyses DIR ...] --out DIR
+    python -m brain_benchmarks.report --results reports/results.csv [--runs DIR ...]
+        [--analyses DIR ...] --out DIR
 
 Writes DIR/index.html (opens from disk; figures embedded), DIR/report.md, DIR/summary.csv and the
 figures as PNG and SVG. Every number comes from the results table, the run logs or the analysis
@@ -66,11 +67,13 @@ def _first(values: pd.Series) -> str:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Committed-layer score per model group and benchmark: mean over seeds, spread, interval of one seed."""
+    """Committed-layer score per model group and benchmark: mean over seeds, spread, interval of
+    one seed."""
     c = df[df.committed.astype(str).str.lower() == "true"].copy()
     if c.empty:
         raise NmncError(
-            "the results table has no committed-layer rows; score models with brain_benchmarks.score"
+            "the results table has no committed-layer rows; "
+            "score models with brain_benchmarks.score"
         )
     c["group"] = c.apply(label, axis=1)
     c = c.drop_duplicates(["model", "checkpoint_hash", "benchmark", "version"], keep="last")
@@ -177,7 +180,8 @@ def fig_layers(df: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def fig_rdms(df: pd.DataFrame, out: Path, data_root: str | None = None) -> list[Path]:
-    """Monkey IT RDM beside each rule's committed-layer RDM (the 92 images in the file's category order)."""
+    """Monkey IT RDM beside each rule's committed-layer RDM (the 92 images in the file's category
+    order)."""
     c = df[
         (df.benchmark == "Kriegeskorte2008.monkeyIT-rsa")
         & (df.committed.astype(str).str.lower() == "true")
@@ -196,7 +200,8 @@ def fig_rdms(df: pd.DataFrame, out: Path, data_root: str | None = None) -> list[
         try:
             model = resolve_model(r.model, build=False, progress=False)
         except NmncError:
-            continue  # checkpoint no longer here (a report never builds a zoo model): no heat map for it
+            # checkpoint no longer here (a report never builds a zoo model): no heat map for it
+            continue
         feats = extract(model, k["stimuli"], [r.layer], progress=False)[r.layer]
         panels.append((f"{r.rule} {r.architecture} {r.layer}", rsa.model_rdm(np.asarray(feats))))
     setup()
@@ -447,7 +452,10 @@ def build_report(cfg: ReportConfig) -> Path:
     figures = [p for p in figures if p.suffix == ".png"]
     cv = code_version()
     code = f"{cv['git_sha'] or 'unknown'}{' (dirty)' if cv['git_dirty'] else ''}"
-    origin = f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {cfg.results} ({len(df)} rows); code {code}."
+    origin = (
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {cfg.results} ({len(df)} rows); "
+        f"code {code}."
+    )
     table, prov = wide(summary), provenance(df, cfg.runs)
     write(out, "summary.csv", summary.to_csv(index=False))
     write(out, "report.md", markdown(cfg.title, origin, table, learn_table, figures, prov))

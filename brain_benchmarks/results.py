@@ -51,7 +51,8 @@ def _as_dict(row: ResultRow | Mapping) -> dict:
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
         raise ValueError(
-            f"result rows have no columns {', '.join(unknown)}; the columns are {', '.join(COLUMNS)}"
+            f"result rows have no columns {', '.join(unknown)}; "
+            f"the columns are {', '.join(COLUMNS)}"
         )
     return dict(row)
 
@@ -63,7 +64,8 @@ def _header(f) -> list[str]:
 
 
 def append_rows(path: str | Path, rows: Iterable[ResultRow | Mapping]) -> None:
-    """Append rows to the CSV table at ``path`` (created with a header if absent), under a file lock.
+    """Append rows to the CSV table at ``path`` (created with a header if absent), under a file
+    lock.
 
     A table written before ``region`` and ``species`` were columns keeps its own header; the rows go
     in its column order and :func:`read_results` fills the two columns back in.
@@ -109,7 +111,8 @@ def read_results(path: str | Path) -> pd.DataFrame:
     ]
     if missing:
         raise DataError(
-            f"{path} lacks the columns {', '.join(missing)}; it was not written by brain_benchmarks.score"
+            f"{path} lacks the columns {', '.join(missing)}; "
+            "it was not written by brain_benchmarks.score"
         )
     return _fill_region_species(df)
 

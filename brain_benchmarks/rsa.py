@@ -56,7 +56,8 @@ def subset(rdm: np.ndarray, idx) -> np.ndarray:
 def bootstrap(
     model: np.ndarray, brain: np.ndarray, method: str = "spearman", n: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
-    """95% interval from resampling stimuli with replacement (pairs of a stimulus with itself dropped)."""
+    """95% interval from resampling stimuli with replacement (pairs of a stimulus with itself
+    dropped)."""
     from scipy.stats import rankdata
 
     brain = np.asarray(brain)
@@ -74,7 +75,9 @@ def bootstrap(
             vals.append(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
         elif method == "pearson":
             vals.append(np.corrcoef(a, b)[0, 1])
-        else:  # tau-b on the resampled pairs (equal to tau-a without ties; O(n log n) where tau-a is O(n^2))
+        else:
+            # tau-b on the resampled pairs (equal to tau-a without ties; O(n log n) where tau-a is
+            # O(n^2))
             from scipy.stats import kendalltau
 
             vals.append(kendalltau(a, b).statistic)

@@ -1,4 +1,5 @@
-"""Score models against primate data: ``python -m brain_benchmarks.score --model ID [--benchmark ID ...]``.
+"""Score models against primate data:
+``python -m brain_benchmarks.score --model ID [--benchmark ID ...]``.
 
 Models (--model, repeatable): a checkpoint (file or run folder), 'pixels', 'random:<arch>[@seed]'
 or a zoo name (built from its recipe first when its weights are not here, unless --no-build).
@@ -71,7 +72,8 @@ def results_path(out: str | None) -> Path | None:
 
 
 def load_benchmarks(cfg: ScoreConfig) -> list[Benchmark | BenchmarkInfo]:
-    """Every benchmark of ``cfg`` loaded (public ones: their files checked), before any extraction."""
+    """Every benchmark of ``cfg`` loaded (public ones: their files checked), before any
+    extraction."""
     from .brainscore_adapter import missing_public_files, score_public
 
     specs = list(dict.fromkeys(cfg.benchmarks))
@@ -158,7 +160,8 @@ def score_pair(
 
 
 def public_row(model: ScoredModel, info: BenchmarkInfo, t0: float) -> ResultRow:
-    """A public Brain-Score benchmark through a ModelCommitment of this model (registered in-process)."""
+    """A public Brain-Score benchmark through a ModelCommitment of this model (registered
+    in-process)."""
     from model_zoo.registry import region_layer_map
 
     from .brainscore_adapter import model_commitment, register_model, score_public
@@ -203,7 +206,8 @@ def public_row(model: ScoredModel, info: BenchmarkInfo, t0: float) -> ResultRow:
 
 
 def score(cfg: ScoreConfig) -> list[ResultRow]:
-    """Score every model on every benchmark; with ``out``, each pair's rows are appended as it finishes.
+    """Score every model on every benchmark; with ``out``, each pair's rows are appended as it
+    finishes.
 
     Benchmarks and model ids are all checked first, so a typo anywhere costs no extraction.
     """
@@ -224,7 +228,8 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
         for bench in benches:
             if (model.hash, bench.id, bench.version) in done:
                 print(
-                    f"skipped {spec} on {bench.id} (version {bench.version}): its weights {model.hash} "
+                    f"skipped {spec} on {bench.id} (version {bench.version}): "
+                    f"its weights {model.hash} "
                     f"are scored in {results}",
                     file=sys.stderr,
                 )
@@ -255,7 +260,8 @@ def print_list() -> None:
     print(f"  {'pixels':22s} raw pixels ({size}x{size} RGB, {PIXELS['resize']} resize)")
     for arch in MODELS.names():
         print(
-            f"  {'random:' + arch:22s} {arch} at initialisation (seed 0; random:{arch}@S for seed S)"
+            f"  {'random:' + arch:22s} {arch} at initialisation "
+            f"(seed 0; random:{arch}@S for seed S)"
         )
     print(f"  {'<path>':22s} an nmnc checkpoint file or run folder")
     for line in zoo_lines():
@@ -264,7 +270,8 @@ def print_list() -> None:
     for line in benchmark_lines():
         print(f"  {line}")
     print(
-        f"  {'<folder>':34s} a user-defined benchmark (benchmark.json, stimuli, rdms.npy or responses.npy)"
+        f"  {'<folder>':34s} a user-defined benchmark "
+        "(benchmark.json, stimuli, rdms.npy or responses.npy)"
     )
 
 
@@ -278,7 +285,8 @@ def build_sets(pairs: list[str]) -> dict[str, str]:
                 "--set key",
                 key,
                 ["build.<key>"],
-                "scoring takes build.<key>=<value>: a setting of nmnc.train for building zoo models",
+                "scoring takes build.<key>=<value>: "
+                "a setting of nmnc.train for building zoo models",
             )
         out[name] = value
     return out

@@ -101,7 +101,8 @@ def _ordered(order, available: dict, where: str) -> list[str]:
     missing = [o for o in order if o not in available]
     if missing:
         raise DataError(
-            f"{where}: {len(missing)} listed stimuli are missing (first: {missing[0]}); the 'stimuli' list must name files that exist"
+            f"{where}: {len(missing)} listed stimuli are missing (first: {missing[0]}); "
+            "the 'stimuli' list must name files that exist"
         )
     return list(order)
 

@@ -89,7 +89,8 @@ def time_extraction(cfg: ExtractionTiming) -> pd.DataFrame:
                 }
             )
     print(
-        f"model {model.arch} ({model.hash}), {len(stim)} images (112x112 JPEG -> {model.input_size}px), "
+        f"model {model.arch} ({model.hash}), {len(stim)} images "
+        f"(112x112 JPEG -> {model.input_size}px), "
         f"layers {','.join(model.layers)}"
     )
     return pd.DataFrame(rows)
@@ -110,7 +111,8 @@ def time_scoring(cfg: ScoringTiming) -> pd.DataFrame:
 
 
 def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
-    """Our V4 benchmark as a Brain-Score NeuralBenchmark, scored through each zoo model's ModelCommitment."""
+    """Our V4 benchmark as a Brain-Score NeuralBenchmark, scored through each zoo model's
+    ModelCommitment."""
     from nmnc.data import cache_dir
 
     from .benchmarks import NeuralBenchmark, benchmark_info

@@ -115,7 +115,8 @@ def ensure_weights(
     progress: bool = True,
     data_root: str | None = None,
 ) -> Path:
-    """The checkpoint of zoo model ``name``; built from its recipe first when no weights are here."""
+    """The checkpoint of zoo model ``name``; built from its recipe first when no weights are
+    here."""
     if has_weights(name):
         return checkpoint_path(name)
     if not build:
@@ -132,7 +133,8 @@ def ensure_weights(
         "" if device == "GPU" else f", about {max(estimate_minutes(cfg), 0.1):.1f} min on 2 cores"
     )
     print(
-        f"zoo model '{name}' has no weights: building it now from recipe {recipe.name} on the {device} "
+        f"zoo model '{name}' has no weights: "
+        f"building it now from recipe {recipe.name} on the {device} "
         f"({tcfg.model}, {tcfg.rule}{when}) into {zoo_dir() / name}",
         file=sys.stderr,
         flush=True,

@@ -1,8 +1,9 @@
 """Write a Brain-Score model plugin for a zoo model: ``python -m model_zoo.plugin NAME --out DIR``.
 
-The folder holds ``__init__.py`` (the literal ``model_registry['<identifier>'] = lambda: ModelCommitment(...)``
-line Brain-Score's loader searches for), ``model.py`` (``get_model`` returning a PytorchWrapper with the
-training preprocessing, ``get_layers``, ``get_bibtex``), ``region_layer_map/<identifier>.json`` from our
+The folder holds ``__init__.py`` (the literal
+``model_registry['<identifier>'] = lambda: ModelCommitment(...)`` line Brain-Score's loader
+searches for), ``model.py`` (``get_model`` returning a PytorchWrapper with the training
+preprocessing, ``get_layers``, ``get_bibtex``), ``region_layer_map/<identifier>.json`` from our
 committed layers (Brain-Score then never runs its own layer selection), ``test.py`` and
 ``requirements.txt``; the weights are a slim checkpoint fetched from ``--weights-url`` and checked
 against its SHA-256 (or bundled with ``--bundle-weights``); ``<identifier>.zip`` is ready to upload.
@@ -104,7 +105,7 @@ def get_bibtex(model_identifier):
   journal={{arXiv:2601.02636}},
   year={{2026}}
 }}"""
-'''
+'''  # noqa: E501 (the template's lines are the generated file's)
 
 INIT_PY = """from brainscore_vision import model_registry
 from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
@@ -112,7 +113,7 @@ from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 from .model import REGION_LAYER_MAP, get_layers, get_model
 
 model_registry['{identifier}'] = lambda: ModelCommitment(identifier='{identifier}', activations_model=get_model('{identifier}'), layers=get_layers('{identifier}'), region_layer_map=REGION_LAYER_MAP)
-"""
+"""  # noqa: E501 (Brain-Score's loader searches for this one-line registration)
 
 TEST_PY = """import brainscore_vision
 
@@ -124,7 +125,8 @@ def test_has_identifier():
 
 
 def committed_layers(results: str | None, checkpoint_hash: str) -> dict:
-    """Region -> layer from the committed rows of the results table for these weights (macaque first)."""
+    """Region -> layer from the committed rows of the results table for these weights (macaque
+    first)."""
     if not results or not Path(results).exists():
         return {}
     import pandas as pd
@@ -156,7 +158,8 @@ class PluginConfig:
 
 
 def write_plugin(cfg: PluginConfig) -> dict:
-    """Write the Brain-Score plugin folder, its zip and the slim weights file; returns what was written."""
+    """Write the Brain-Score plugin folder, its zip and the slim weights file; returns what was
+    written."""
     ckpt = load_checkpoint(weights(cfg.name))
     ident = f"{cfg.name}-{ckpt.weights_hash}"
     layers = list(ckpt.build_model().hidden_layers)
@@ -237,7 +240,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    """Write a plugin from parsed flags (shared by ``python -m model_zoo plugin`` and ``model_zoo.plugin``)."""
+    """Write a plugin from parsed flags (shared by ``python -m model_zoo plugin`` and
+    ``model_zoo.plugin``)."""
     cfg = PluginConfig(
         args.name,
         args.out or "",

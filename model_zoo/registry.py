@@ -84,7 +84,8 @@ def weights(name: str, download: bool = False) -> Path:
         return fetch(e.url, path, e.sha256, what=f"zoo model {name}")
     how = f"download it with --download from {e.url}" if e.url else "no published weights yet"
     raise NmncError(
-        f"zoo model '{name}' has no weights at {path}; build it with 'python -m model_zoo build {name}' ({how})"
+        f"zoo model '{name}' has no weights at {path}; "
+        f"build it with 'python -m model_zoo build {name}' ({how})"
     )
 
 
@@ -94,14 +95,16 @@ def identifier(name: str) -> str:
 
 
 def region_layer_map(layers: list[str], committed: dict | None = None) -> dict:
-    """Region -> layer for Brain-Score: our committed layers where known, the rest spread over the hidden layers."""
+    """Region -> layer for Brain-Score: our committed layers where known, the rest spread over the
+    hidden layers."""
     n = len(layers)
     spread = {"V1": layers[0], "V2": layers[min(1, n - 1)], "V4": layers[n // 2], "IT": layers[-1]}
     return {**spread, **(committed or {})}
 
 
 def list_lines() -> list[str]:
-    """One line per zoo entry: name, architecture, rule, whether weights are present, key metrics."""
+    """One line per zoo entry: name, architecture, rule, whether weights are present, key
+    metrics."""
     lines = []
     for name in ZOO.names():
         e = get(name)

@@ -3,7 +3,8 @@ noise correlation (NMNC), and analyse them.
 
 The public API, one config dataclass and one function per stage::
 
-    from nmnc import TrainConfig, build_config, train_or_resume, get_recipe   # nmnc.training.train: a fresh run
+    # nmnc.training.train: a fresh run
+    from nmnc import TrainConfig, build_config, train_or_resume, get_recipe
     from nmnc import load_checkpoint, build_model, build_rule, MODELS, RULES, DATASETS, RECIPES
     from nmnc import AlignmentConfig, analyse_checkpoint, GradientConfig, gradient_quality
     from nmnc import WidthSweepConfig, width_sweep, EfficiencyConfig, sample_efficiency

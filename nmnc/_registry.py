@@ -108,7 +108,8 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
             kind = type(like).__name__ if like is not None else "value"
             example = ",".join(str(v) for v in default) or "1,2"
             raise NmncError(
-                f"setting {key}={value!r} is not a comma-separated list of {kind}; give e.g. {key}={example}"
+                f"setting {key}={value!r} is not a comma-separated list of {kind}; "
+                f"give e.g. {key}={example}"
             ) from None
     if not isinstance(value, str):
         return value
@@ -116,7 +117,8 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
         return _scalar(value, default)
     except ValueError:
         raise NmncError(
-            f"setting {key}={value!r} is not a valid {type(default).__name__}; give e.g. {key}={default}"
+            f"setting {key}={value!r} is not a valid {type(default).__name__}; "
+            f"give e.g. {key}={default}"
         ) from None
 
 

@@ -2,7 +2,8 @@
 
     python -m nmnc.analyze alignment --checkpoint PATH [--set images=1000] --out DIR
     python -m nmnc.analyze gradient --checkpoint PATH [--set P=1,4,16 --set k=8,32] --out DIR
-    python -m nmnc.analyze width-sweep [--set widths=0.25,0.5,1,2] [--set recipe=cnn-width] --out DIR
+    python -m nmnc.analyze width-sweep [--set widths=0.25,0.5,1,2] [--set recipe=cnn-width]
+        --out DIR
     python -m nmnc.analyze efficiency --runs DIR [DIR ...] [--set target_acc=0.3] --out DIR
 
 Files written under --out: alignment (alignment.csv, angles.csv, dimension.csv, alignment.png,
@@ -56,7 +57,8 @@ def main(argv=None) -> int:
         ),
         "width-sweep": (
             WidthSweepConfig,
-            "dimension against width: train each width briefly (or take checkpoints), fit power laws",
+            "dimension against width: train each width briefly (or take checkpoints), "
+            "fit power laws",
         ),
         "efficiency": (
             EfficiencyConfig,

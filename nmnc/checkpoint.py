@@ -219,7 +219,8 @@ class Checkpoint:
         return build_model(self.arch, MODELS.settings(self.arch, self.model_settings)).eval()
 
     def slim(self) -> dict:
-        """What inference needs: architecture, weights and preprocessing; no optimizer or rule state."""
+        """What inference needs: architecture, weights and preprocessing; no optimizer or rule
+        state."""
         d = self.payload["data"]
         return {
             "format": FORMAT,
@@ -241,36 +242,44 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
-    """Load and validate an nmnc checkpoint (file or run folder); a clear CheckpointError otherwise."""
+    """Load and validate an nmnc checkpoint (file or run folder); a clear CheckpointError
+    otherwise."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.exists():
         raise CheckpointError(
-            f"no checkpoint at {path}; give a checkpoint file or a run folder written by 'python -m nmnc.train --out DIR'"
+            f"no checkpoint at {path}; give a checkpoint file or a run folder written by "
+            "'python -m nmnc.train --out DIR'"
         )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err):
             raise CheckpointError(
-                f"{path} holds pickled Python objects beyond plain tensors and types, so it was not written by nmnc; give a checkpoint from 'python -m nmnc.train'"
+                f"{path} holds pickled Python objects beyond plain tensors and types, "
+                "so it was not written by nmnc; give a checkpoint from 'python -m nmnc.train'"
             ) from None
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or damaged); use an intact copy or retrain"
+            f"{path} is not a readable checkpoint (truncated or damaged); "
+            "use an intact copy or retrain"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated, damaged or not a torch file: {first[:160]}); use an intact copy or retrain"
+            f"{path} is not a readable checkpoint "
+            f"(truncated, damaged or not a torch file: {first[:160]}); "
+            "use an intact copy or retrain"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} was not written by nmnc (no '{FORMAT}' marker); give a checkpoint from 'python -m nmnc.train'"
+            f"{path} was not written by nmnc (no '{FORMAT}' marker); "
+            "give a checkpoint from 'python -m nmnc.train'"
         )
     if payload.get("version", 0) > VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint version {payload['version']}, newer than this nmnc reads ({VERSION}); upgrade nmnc"
+            f"{path} has checkpoint version {payload['version']}, "
+            f"newer than this nmnc reads ({VERSION}); upgrade nmnc"
         )
     return Checkpoint(payload, path)
 

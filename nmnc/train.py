@@ -59,7 +59,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         metavar="DIR",
-        help="continue the run saved in DIR (other flags but --steps/--epochs/--data-root are taken from it)",
+        help=(
+            "continue the run saved in DIR "
+            "(other flags but --steps/--epochs/--data-root are taken from it)"
+        ),
     )
     return p
 
@@ -154,7 +157,8 @@ def main(argv=None) -> int:
     print(json.dumps(result.to_dict()))
     if result.test_acc is not None:
         print(
-            f"test accuracy: {result.test_acc:.4f} after {result.step} steps ({result.examples} examples)",
+            f"test accuracy: {result.test_acc:.4f} after {result.step} steps "
+            f"({result.examples} examples)",
             file=sys.stderr,
         )
     return 0

@@ -1,7 +1,8 @@
 """GPU check (run on a CUDA machine): trains `resnet` with each rule for a few hundred steps and
 prints images/s and peak GPU memory per rule.
 
-    NMNC_DATA_ROOT=... python scripts/gpu_check.py [--steps-bp 200] [--steps-noise 60] [--out FILE.json]
+    NMNC_DATA_ROOT=... python scripts/gpu_check.py [--steps-bp 200] [--steps-noise 60]
+        [--out FILE.json]
 """
 
 import argparse
@@ -61,7 +62,8 @@ def main():
     print(f"{'rule':6s} {'images/s':>10s} {'step ms':>9s} {'peak GB':>8s}")
     for r in rows:
         print(
-            f"{r['rule']:6s} {r['images_per_s']:10.1f} {r['step_ms']:9.1f} {r['peak_gpu_mem_gb']:8.2f}"
+            f"{r['rule']:6s} {r['images_per_s']:10.1f} {r['step_ms']:9.1f} "
+            f"{r['peak_gpu_mem_gb']:8.2f}"
         )
     if a.out:
         json.dump(rows, open(a.out, "w"), indent=1)

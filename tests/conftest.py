@@ -56,7 +56,8 @@ def chromium() -> str:
         return found
     if not shutil.which("apt-get") or os.geteuid() != 0:
         pytest.fail(
-            "headless Chromium is needed and could not be installed here: run 'apt-get install chromium' as root"
+            "headless Chromium is needed and could not be installed here: "
+            "run 'apt-get install chromium' as root"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (

@@ -70,7 +70,8 @@ def test_random_subspace_gives_k_over_n():
     )  # anisotropic, independent of J
     r = layer_alignment(net, "hidden", h, ks=[10, 50, 100])
     for row in r["curve"]:
-        # alpha_k of a fixed 10-row J on a random k-subspace: mean k/n, sd about sqrt(2 k/n (1-k/n) / 10 / (n/2))
+        # alpha_k of a fixed 10-row J on a random k-subspace: mean k/n,
+        # sd about sqrt(2 k/n (1-k/n) / 10 / (n/2))
         assert row["alpha"] == pytest.approx(row["chance"], abs=0.08)
 
 

@@ -228,7 +228,10 @@ def test_missing_data_is_a_clear_offline_error(tmp_path, monkeypatch):
     monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
     with pytest.raises(
         DataError,
-        match=r"Kriegeskorte2008.monkeyIT-rsa needs kriegeskorte2008_92images/.*put it at .*--download",
+        match=(
+            r"Kriegeskorte2008.monkeyIT-rsa needs kriegeskorte2008_92images/"
+            r".*put it at .*--download"
+        ),
     ):
         load_benchmark("Kriegeskorte2008.monkeyIT-rsa", tmp_path)
 

@@ -185,7 +185,8 @@ def test_download_unreachable_fails_fast(tmp_path):
 
 
 def test_cifar_download_from_local_mirror(http_dir, tmp_path, monkeypatch, cifar):
-    """The official-release path end to end: tarball over HTTP, md5 check, safe unpack, torchvision read."""
+    """The official-release path end to end: tarball over HTTP, md5 check, safe unpack,
+    torchvision read."""
     import pickle
     import tarfile
 

@@ -1,7 +1,8 @@
 """Statistical facts from algorithm.md, on small networks with known gradients.
 
-Tolerances come from the theory: cos^2 ~ Beta(P/2, (n-1)/2) (VNC) and cos^2/alpha ~ Beta(P/2, (k-1)/2)
-(NMNC), so a mean over N independent draws has standard error sqrt(Var/N); we allow 4 standard errors.
+Tolerances come from the theory: cos^2 ~ Beta(P/2, (n-1)/2) (VNC) and
+cos^2/alpha ~ Beta(P/2, (k-1)/2) (NMNC), so a mean over N independent draws has standard error
+sqrt(Var/N); we allow 4 standard errors.
 """
 
 import math
@@ -122,7 +123,8 @@ def test_nmnc_with_k_equal_n_matches_vnc(linear):
 
 @pytest.mark.parametrize("antithetic,expected", [(True, 4.0), (False, 2.0)])
 def test_bias_shrinks_with_sigma(antithetic, expected):
-    """Finite-difference bias: O(sigma^2) with antithetic pairs (halving sigma: /4), O(sigma) without (/2)."""
+    """Finite-difference bias: O(sigma^2) with antithetic pairs (halving sigma: /4), O(sigma)
+    without (/2)."""
     torch.manual_seed(0)
     d, B, P = 16, 2000, 2
     W1, W2 = (
@@ -203,7 +205,8 @@ def test_channel_space_perturbations():
 def test_factory_builds_one_class_per_estimator():
     assert ESTIMATORS == {"pca": BufferPCA, "ema": EMACovariance, "oja": Sanger}
     for name, cls in ESTIMATORS.items():
-        # every estimator takes the whole rule configuration; another estimator's own settings are ignored
+        # every estimator takes the whole rule configuration; another estimator's own settings are
+        # ignored
         m = make_manifold((12,), estimator=name, k=3, buffer=64, oja_lr=0.1)
         assert type(m) is cls and m.dim == 12 and m.k_cap == 3
         assert (

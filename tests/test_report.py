@@ -97,7 +97,7 @@ def test_report_tables_match_results(tmp_path):
     cells = " ".join(re.findall(r"<td>(.*?)</td>", table))
     assert f"{committed.score.mean():.3f}" in cells and "(n=2, sd=" in cells
     assert (
-        f"{df[(df.rule == 'vnc') & df.committed & (df.benchmark == 'Cowley2023.V4-pls')].score.iloc[0]:.3f}"
+        f"{df[(df.rule == 'vnc') & df.committed & (df.benchmark == 'Cowley2023.V4-pls')].score.iloc[0]:.3f}"  # noqa: E501
         in cells
     )
     md = (tmp_path / "rep" / "report.md").read_text()

@@ -120,7 +120,8 @@ def test_nmnc_variants_step(settings):
 
 
 def test_estimates_point_the_right_way_on_a_real_network():
-    """On the cnn at initialisation, VNC and NMNC estimates have positive cosine with the true gradient."""
+    """On the cnn at initialisation, VNC and NMNC estimates have positive cosine with the true
+    gradient."""
     torch.manual_seed(0)
     model = build_model("cnn", width=0.5)
     x, y = batch(B=32)

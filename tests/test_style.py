@@ -28,7 +28,8 @@ def test_ruff_format_clean():
 
 
 def test_entry_points_have_docstrings():
-    """Every command module and its main(), and every public function of a package's API, is documented."""
+    """Every command module and its main(), and every public function of a package's API, is
+    documented."""
     missing = []
     for pkg in ("nmnc", "brain_benchmarks", "model_zoo"):
         for path in sorted((ROOT / pkg).rglob("*.py")):

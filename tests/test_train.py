@@ -92,7 +92,8 @@ def test_checkpoint_round_trip(tmp_path, data_root):
 
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path, data_root):
-    """Kill a training process with SIGKILL part-way, resume it, compare with one uninterrupted run."""
+    """Kill a training process with SIGKILL part-way, resume it, compare with one uninterrupted
+    run."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert cli("--out", str(whole), *SMALL) == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

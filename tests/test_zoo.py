@@ -116,7 +116,8 @@ def test_plugin_contents_and_zip(zoo, tmp_path):
 
 
 def _brainscore_copy(tmp: Path) -> Path:
-    """A temporary brainscore_vision whose models/ folder we may add to (links to the installed files)."""
+    """A temporary brainscore_vision whose models/ folder we may add to (links to the installed
+    files)."""
     import brainscore_vision
 
     src = Path(brainscore_vision.__file__).parent
@@ -141,7 +142,12 @@ from brain_benchmarks.datasets import cowley2023
 from pathlib import Path
 (s,) = cowley2023(sessions=["210325"])
 s = {**s, "stimuli": s["stimuli"].subset(range(120)), "responses": s["responses"][:120, :10]}
-register_benchmark("Cowley2023.V4-pls", lambda: neural_benchmark("Cowley2023.V4-pls", [s], "V4", Path(sys.argv[3]), ceiling=0.6, splits=2))
+register_benchmark(
+    "Cowley2023.V4-pls",
+    lambda: neural_benchmark(
+        "Cowley2023.V4-pls", [s], "V4", Path(sys.argv[3]), ceiling=0.6, splits=2
+    ),
+)
 model = bs.load_model(sys.argv[2])
 score = bs.score(sys.argv[2], "Cowley2023.V4-pls")
 print(json.dumps({"identifier": model.identifier, "score": float(score), "file": bs.__file__}))
@@ -205,7 +211,8 @@ def test_in_process_registration_and_public_benchmark_offline_error(
 
 
 def test_print_config_and_repeated_sets(tmp_path, monkeypatch, capsys):
-    """--set accumulates the same way in model_zoo.build and nmnc.train; --print-config does no work."""
+    """--set accumulates the same way in model_zoo.build and nmnc.train; --print-config does no
+    work."""
     from model_zoo.build import main as build_main
     from nmnc.train import main as train_main
 
@@ -265,7 +272,8 @@ TINY_BUILD = [
 def test_every_zoo_entry_and_random_arch_builds_and_scores(
     name, tmp_path, monkeypatch, capsys, data_root
 ):
-    """On an empty zoo a zoo name is built from its recipe (tiny here) and scored; random:<arch> scores as is."""
+    """On an empty zoo a zoo name is built from its recipe (tiny here) and scored; random:<arch>
+    scores as is."""
     from brain_benchmarks.score import main as score_main
 
     monkeypatch.setenv("NMNC_ZOO", str(tmp_path / "zoo"))

@@ -17,7 +17,8 @@ import torch
 
 
 def participation_ratio(X: torch.Tensor) -> float:
-    """(sum lambda)^2 / sum lambda^2 of the covariance of the rows of X (N, n), via the N x N Gram."""
+    """(sum lambda)^2 / sum lambda^2 of the covariance of the rows of X (N, n), via the N x N
+    Gram."""
     X = X.double().flatten(1)
     X = X - X.mean(0)
     gram = X @ X.T  # same non-zero spectrum as X^T X

@@ -28,7 +28,8 @@ def read_run(path: str | Path) -> pd.DataFrame:
     log = path / "metrics.jsonl"
     if not log.exists():
         raise NmncError(
-            f"{path} has no metrics.jsonl; give run folders written by 'python -m nmnc.train --out DIR'"
+            f"{path} has no metrics.jsonl; "
+            "give run folders written by 'python -m nmnc.train --out DIR'"
         )
     meta = (
         json.loads((path / "run.json").read_text())
@@ -42,7 +43,8 @@ def read_run(path: str | Path) -> pd.DataFrame:
 
 
 def sample_efficiency(cfg: EfficiencyConfig) -> dict[str, pd.DataFrame]:
-    """Tables ``curve`` (test accuracy against budget), ``to_target`` (per run) and ``summary`` (per rule)."""
+    """Tables ``curve`` (test accuracy against budget), ``to_target`` (per run) and ``summary``
+    (per rule)."""
     if not cfg.runs:
         raise NmncError("give at least one run folder")
     runs = pd.concat([read_run(p) for p in cfg.runs], ignore_index=True)

@@ -35,16 +35,19 @@ class WidthSweepConfig:
 
 
 def width_sweep(cfg: WidthSweepConfig) -> dict[str, pd.DataFrame]:
-    """Train (or load) each width, measure dimensions, fit power laws; returns ``width`` and ``fit``."""
+    """Train (or load) each width, measure dimensions, fit power laws; returns ``width`` and
+    ``fit``."""
     from ..training import get_recipe, train_or_resume
 
     if not cfg.widths or any(w <= 0 for w in cfg.widths):
         raise NmncError(
-            f"widths must be positive numbers, got {', '.join(map(str, cfg.widths)) or 'none'}; e.g. widths=0.25,0.5,1"
+            f"widths must be positive numbers, got {', '.join(map(str, cfg.widths)) or 'none'}; "
+            "e.g. widths=0.25,0.5,1"
         )
     if cfg.checkpoints and len(cfg.checkpoints) != len(cfg.widths):
         raise NmncError(
-            f"{len(cfg.checkpoints)} checkpoints for {len(cfg.widths)} widths; give one per width, in order"
+            f"{len(cfg.checkpoints)} checkpoints for {len(cfg.widths)} widths; "
+            "give one per width, in order"
         )
     out = Path(cfg.out)
     recipe = get_recipe(cfg.recipe)

@@ -15,7 +15,8 @@ def check_member(name: str, archive: Path) -> PurePosixPath:
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
         raise DataError(
-            f"unsafe path '{name}' in archive {archive}: absolute paths and '..' are refused; re-create the archive with relative paths"
+            f"unsafe path '{name}' in archive {archive}: absolute paths and '..' are refused; "
+            "re-create the archive with relative paths"
         )
     return p
 
@@ -38,7 +39,8 @@ def safe_extract(archive: Path, target: Path) -> Path:
                     check_member(m.name, archive)
                     if not (m.isfile() or m.isdir()):
                         raise DataError(
-                            f"archive {archive} holds a link or device '{m.name}'; only files and folders are accepted"
+                            f"archive {archive} holds a link or device '{m.name}'; "
+                            "only files and folders are accepted"
                         )
                 tf.extractall(tmp)
         else:

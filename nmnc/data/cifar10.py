@@ -36,8 +36,9 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 def _how_to(root: Path) -> str:
     return (
-        f"put the official python release (cifar-10-batches-py/), train/ and test/ image folders, or a zip of them "
-        f"in {root / 'cifar10'}, pass --download to fetch {URL}, or point --data-root / NMNC_DATA_ROOT at a folder holding cifar10/"
+        "put the official python release (cifar-10-batches-py/), train/ and test/ image folders, "
+        f"or a zip of them in {root / 'cifar10'}, pass --download to fetch {URL}, "
+        "or point --data-root / NMNC_DATA_ROOT at a folder holding cifar10/"
     )
 
 
@@ -96,7 +97,8 @@ def _from_official(base: Path):
                 ys.append(np.asarray(d.get("labels", d.get("fine_labels")), np.int64))
             except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
                 raise DataError(
-                    f"cifar10: {folder / name} is missing or damaged ({type(err).__name__}: {err}); "
+                    f"cifar10: {folder / name} is missing or damaged "
+                    f"({type(err).__name__}: {err}); "
                     f"delete {folder} and download the release again"
                 ) from None
         return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
@@ -105,7 +107,8 @@ def _from_official(base: Path):
 
 
 def _cached(source: Path, read):
-    """Decode once; later runs load the decoded arrays from the cache (keyed by path, size, mtime)."""
+    """Decode once; later runs load the decoded arrays from the cache (keyed by path, size,
+    mtime)."""
     st = source.stat()
     key = hashlib.sha1(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[
         :16
@@ -148,7 +151,8 @@ def _split_members(names: list[str], where: str):
     for split, members in out.items():
         if not members:
             raise DataError(
-                f"cifar10: {where} has no {split}/<class>/<image> entries with the CIFAR-10 class names ({', '.join(CLASSES)})"
+                f"cifar10: {where} has no {split}/<class>/<image> entries "
+                f"with the CIFAR-10 class names ({', '.join(CLASSES)})"
             )
     return out
 

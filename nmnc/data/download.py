@@ -49,14 +49,16 @@ def fetch(
         part.unlink(missing_ok=True)
         reason = getattr(err, "reason", err)
         raise DataError(
-            f"could not download {what} from {url} ({reason}); without internet, put the file at {dest}"
+            f"could not download {what} from {url} ({reason}); "
+            f"without internet, put the file at {dest}"
         ) from None
     if checksum is not None:
         got = file_hash(part, algo)
         if got != checksum:
             part.unlink(missing_ok=True)
             raise DataError(
-                f"{what} downloaded from {url} has {algo} {got}, expected {checksum}; the source changed or the transfer broke; nothing was kept"
+                f"{what} downloaded from {url} has {algo} {got}, expected {checksum}; "
+                "the source changed or the transfer broke; nothing was kept"
             )
     os.replace(part, dest)
     return dest

@@ -1,4 +1,5 @@
-"""ImageNet (or any ImageNet-style folder): ``<data root>/imagenet/train/<class>/*`` and ``val/<class>/*``."""
+"""ImageNet (or any ImageNet-style folder): ``<data root>/imagenet/train/<class>/*`` and
+``val/<class>/*``."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ def imagenet(root: Path, download: bool = False, input_size: int | None = None) 
     base = root / "imagenet"
     if not ((base / "train").is_dir() and (base / "val").is_dir()):
         raise DataError(
-            f"imagenet: no train/ and val/ folders in {base}; ImageNet cannot be downloaded automatically "
-            f"(its licence needs a login): put train/<class>/*.JPEG and val/<class>/*.JPEG there, or set --data-root / NMNC_DATA_ROOT"
+            f"imagenet: no train/ and val/ folders in {base}; "
+            "ImageNet cannot be downloaded automatically "
+            "(its licence needs a login): put train/<class>/*.JPEG and val/<class>/*.JPEG there, "
+            "or set --data-root / NMNC_DATA_ROOT"
         )
     size = input_size or 224
     try:
@@ -30,6 +33,7 @@ def imagenet(root: Path, download: bool = False, input_size: int | None = None) 
         raise DataError(f"imagenet: cannot read the image folders in {base} ({err})") from None
     if train.classes != val.classes:
         raise DataError(
-            f"imagenet: train/ has {len(train.classes)} classes and val/ has {len(val.classes)}; they must hold the same class folders"
+            f"imagenet: train/ has {len(train.classes)} classes and val/ has {len(val.classes)}; "
+            "they must hold the same class folders"
         )
     return ImageData("imagenet", train, val, train.classes, MEAN, STD, size, str(base))

@@ -66,7 +66,8 @@ class TensorSplit:
 
 
 def random_crop_flip(x: torch.Tensor, pad: int, gen: torch.Generator | None) -> torch.Tensor:
-    """Standard CIFAR augmentation, vectorised: zero-pad, random crop back to size, random h-flip."""
+    """Standard CIFAR augmentation, vectorised: zero-pad, random crop back to size, random
+    h-flip."""
     B, C, H, W = x.shape
     xp = F.pad(x, (pad, pad, pad, pad))
     off = torch.randint(0, 2 * pad + 1, (B, 2), generator=gen).to(x.device)

@@ -1,1 +1,2 @@
-"""The perturbation engine: named-layer taps, noise-correlation estimates and manifold estimators."""
+"""The perturbation engine: named-layer taps, noise-correlation estimates and manifold
+estimators."""

@@ -179,7 +179,8 @@ class ManifoldEstimator(ABC):
 
     # ---- updates ----------------------------------------------------------------------------
     def observe(self, h: torch.Tensor, step: int) -> None:
-        """Take in a batch of clean activity; refresh U every ``refresh`` steps (and at the start)."""
+        """Take in a batch of clean activity; refresh U every ``refresh`` steps (and at the
+        start)."""
         X = self.vectors(h)
         self._update_mean(X)
         self._update(X)
@@ -216,7 +217,8 @@ class ManifoldEstimator(ABC):
 
     # ---- noise ------------------------------------------------------------------------------
     def sample(self, P: int, B: int, sigma: float, gen: torch.Generator) -> torch.Tensor:
-        """Perturbations ``sigma * U z``, z ~ N(0, I_k): (P, B, *shape), covariance sigma^2 U U^T."""
+        """Perturbations ``sigma * U z``, z ~ N(0, I_k): (P, B, *shape), covariance
+        sigma^2 U U^T."""
         return self.space.sample(self.U, P, B, sigma, gen)
 
     def project(self, g: torch.Tensor) -> torch.Tensor:

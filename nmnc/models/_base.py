@@ -1,4 +1,5 @@
-"""The shape every model shares: named stages run in order (:class:`StagedNet`), width scaling and norm layers."""
+"""The shape every model shares: named stages run in order (:class:`StagedNet`), width scaling
+and norm layers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""AlexNet-style network for ImageNet-size input (224x224): five conv layers and two hidden fully connected layers."""
+"""AlexNet-style network for ImageNet-size input (224x224): five conv layers and two hidden fully
+connected layers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A small CIFAR-10 CNN: four conv layers (the last three followed by 2x2 max-pooling) and a linear read-out."""
+"""A small CIFAR-10 CNN: four conv layers (the last three followed by 2x2 max-pooling) and a
+linear read-out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ResNet-18 layout adapted to 32x32 input (3x3 stem, no max-pool); each residual block is one hidden layer."""
+"""ResNet-18 layout adapted to 32x32 input (3x3 stem, no max-pool); each residual block is one
+hidden layer."""
 
 from __future__ import annotations
 

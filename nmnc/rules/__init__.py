@@ -44,7 +44,8 @@ class Rule:
 
 
 def build_rule(name: str, model, settings=None, **overrides) -> Rule:
-    """Build a registered rule for ``model`` from its settings dataclass (or overrides of the defaults)."""
+    """Build a registered rule for ``model`` from its settings dataclass (or overrides of the
+    defaults)."""
     entry = RULES.get(name)
     if settings is None:
         settings = RULES.settings(name, overrides)

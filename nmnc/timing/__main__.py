@@ -1,6 +1,7 @@
 """Timing tables: ``python -m nmnc.timing speed | epoch | cost [--set KEY=VALUE ...]``.
 
-speed   loader images/s, training images/s per model and rule (models=cnn,resnet rules=bp), peak memory
+speed   loader images/s, training images/s per model and rule (models=cnn,resnet rules=bp),
+        peak memory
 epoch   cnn test accuracy after one BP epoch on the full training set
 cost    a VNC/NMNC step against the forward passes it must run, and against a BP step
 """

@@ -52,7 +52,8 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise NmncError(
-            f"device '{name}' asked for but CUDA is not available here; use --set device=cpu or auto"
+            f"device '{name}' asked for but CUDA is not available here; "
+            "use --set device=cpu or auto"
         )
     return torch.device(name)
 
@@ -101,12 +102,14 @@ class Run:
         )
         if cfg.train_examples > n_train:
             raise NmncError(
-                f"--train-examples {cfg.train_examples} exceeds the {n_train} training images of {cfg.dataset}"
+                f"--train-examples {cfg.train_examples} exceeds the {n_train} "
+                f"training images of {cfg.dataset}"
             )
         self.steps_per_epoch = len(self.train_idx) // cfg.batch_size
         if self.steps_per_epoch < 1:
             raise NmncError(
-                f"batch size {cfg.batch_size} is larger than the {len(self.train_idx)} training examples; lower --batch-size or raise --train-examples"
+                f"batch size {cfg.batch_size} is larger than the {len(self.train_idx)} "
+                "training examples; lower --batch-size or raise --train-examples"
             )
         self.total_steps = cfg.steps or max(1, int(round(cfg.epochs * self.steps_per_epoch)))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
@@ -147,7 +150,8 @@ class Run:
         return nullcontext()
 
     def train(self, stop_after: int | None = None) -> TrainResult:
-        """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the summary."""
+        """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the
+        summary."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
@@ -203,7 +207,8 @@ class Run:
                         else "no checkpoint had been written yet"
                     )
                     raise TrainingDiverged(
-                        f"loss became {loss} at step {self.step}; stopped without updating; {where}; lower --lr (now {cfg.lr}) or set grad_clip"
+                        f"loss became {loss} at step {self.step}; stopped without updating; "
+                        f"{where}; lower --lr (now {cfg.lr}) or set grad_clip"
                     )
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -325,7 +330,8 @@ class Run:
         except (RuntimeError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0][:160]
             raise NmncError(
-                f"{ckpt.path}: its weights do not fit model '{self.cfg.model}' ({first}); resume only runs written by this nmnc"
+                f"{ckpt.path}: its weights do not fit model '{self.cfg.model}' ({first}); "
+                "resume only runs written by this nmnc"
             ) from None
         self.sched.load_state_dict(ckpt.scheduler_state)
         self.rule.load_state_dict(ckpt.rule_state)
@@ -361,7 +367,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     out = Path(cfg.out)
     if (out / "checkpoint.pt").exists():
         raise NmncError(
-            f"{out} already holds a run; pass --resume {out} to continue it, or choose another --out"
+            f"{out} already holds a run; pass --resume {out} to continue it, "
+            "or choose another --out"
         )
     return Run(cfg, progress=progress).train()
 
