@@ -1,14 +1,16 @@
-"""Experiments as data: a grid of runs (one recipe, several rules and seeds), what to score and
+"""Experiments as data: a grid of runs (one recipe; rules x settings x seeds), what to score and
 which analyses to run, read from a TOML file and validated before any work.
 
 Built-in experiments live in ``brain_benchmarks/experiments/`` (``default``, ``quick``); a user's
-own file has the same sections (``[train]``, ``[score]``, ``[analysis]``). Unknown keys are
-errors naming the key, its section and the closest known key.
+own file has the same sections (``[train]``, ``[score]``, ``[analysis]``). Unknown keys, values of
+the wrong type, unknown names (recipes, rules, benchmarks, models, sessions) and settings a run
+would refuse are all errors that name the file, the section and the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,26 +26,36 @@ BUILTIN = Path(__file__).with_name("experiments")
 
 @dataclass(frozen=True)
 class TrainPlan:
+    """The grid of training runs: one recipe; every rule x grid point x seed."""
+
     recipe: str = "cnn-cpu"
     rules: tuple[str, ...] = ("bp", "vnc", "nmnc")
     seeds: tuple[int, ...] = (0,)
-    set: dict = field(default_factory=dict)
+    run: dict = field(default_factory=dict)  # settings on top of the recipe for every run
+    grid: dict = field(default_factory=dict)  # setting -> list of values; a run per combination
 
 
 @dataclass(frozen=True)
 class ScorePlan:
+    """What the runs and baselines are scored on."""
+
     benchmarks: tuple[str, ...] = (
         "Kriegeskorte2008.monkeyIT-rsa",
         "Kriegeskorte2008.humanIT-rsa",
         "Cowley2023.V4-pls",
     )
     baselines: tuple[str, ...] = ("pixels", "random:cnn")
-    v4_sessions: tuple[str, ...] = ()
+    v4_sessions: tuple[str, ...] = ()  # Cowley2023 sessions; empty = all
 
 
 @dataclass(frozen=True)
 class AnalysisPlan:
-    alignment_rules: tuple[str, ...] = ("bp", "nmnc")
+    """Which analyses run, on which runs, at what size."""
+
+    alignment_rules: tuple[str, ...] = (
+        "bp",
+        "nmnc",
+    )  # first run of each gets the alignment analysis
     images: int = 500
     gradient_P: tuple[int, ...] = (1, 4, 16)
     gradient_k: tuple[int, ...] = (8, 32)
@@ -51,55 +63,80 @@ class AnalysisPlan:
     manifold_images: int = 512
     widths: tuple[float, ...] = (0.25, 0.5, 1.0)
     width_recipe: str = "cnn-width"
-    width_set: dict = field(default_factory=dict)
+    width_run: dict = field(default_factory=dict)  # settings on top of the width recipe
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """One experiment: a name (it names the output folders), a title and its three plans."""
+
     name: str = "default"
     title: str = "nmnc comparison report"
     train: TrainPlan = field(default_factory=TrainPlan)
     score: ScorePlan = field(default_factory=ScorePlan)
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
 
-    def run_name(self, rule: str, seed: int) -> str:
-        """Folder name of one run of the grid."""
-        return f"{rule}_{get_recipe(self.train.recipe).model}_s{seed}"
+    def grid_points(self) -> list[dict]:
+        """Every combination of the grid's settings ({} when there is no grid)."""
+        keys = sorted(self.train.grid)
+        values = [self.train.grid[k] for k in keys]
+        return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
     def run_configs(self, runs_dir: str | Path, data_root: str | None = None) -> list[TrainConfig]:
-        """Every run of the grid, rules within seeds, as validated training configurations."""
+        """Every run of the grid (seeds, then grid points, then rules), validated.
+
+        A grid setting a rule does not have (``P`` for ``bp``) is left out of that rule's runs,
+        and the runs it would duplicate are trained once.
+        """
         recipe = get_recipe(self.train.recipe)
         root = Path(runs_dir) / self.name
-        return [
-            recipe.config(rule, root / self.run_name(rule, seed), seed, data_root, self.train.set)
-            for seed in self.train.seeds
-            for rule in self.train.rules
-        ]
+        configs, seen = [], set()
+        for seed in self.train.seeds:
+            for point in self.grid_points():
+                for rule in self.train.rules:
+                    own = {k: v for k, v in point.items() if _accepts(recipe.model, rule, k)}
+                    tag = "".join(f"_{k}{v}" for k, v in own.items())
+                    name = f"{rule}_{recipe.model}{tag}_s{seed}"
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    extra = {**self.train.run, **own}
+                    configs.append(recipe.config(rule, root / name, seed, data_root, extra))
+        return configs
+
+
+def _accepts(model: str, rule: str, key: str) -> bool:
+    """Whether a run of ``rule`` on ``model`` has the setting ``key``."""
+    from nmnc.config import TRAIN_KEYS
+    from nmnc.models import MODELS
+
+    scope, _, name = key.rpartition(".")
+    fields = {
+        "model": {f.name for f in dataclasses.fields(MODELS.get(model).settings)},
+        "rule": {f.name for f in dataclasses.fields(RULES.get(rule).settings)},
+        "train": set(TRAIN_KEYS),
+    }
+    return name in (fields[scope] if scope in fields else set().union(*fields.values()))
 
 
 SECTIONS = {"train": TrainPlan, "score": ScorePlan, "analysis": AnalysisPlan}
 
 
-def _section(cls, body: dict, where: str):
+def _section(cls, body, where: str):
     if not isinstance(body, dict):
-        raise NmncError(
-            f"{where}: [{cls.__name__}] must be a table of keys, got {type(body).__name__}"
-        )
-    plain = {k: v for k, v in body.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in body.items() if isinstance(v, dict)}
-    obj = apply_overrides(cls(), plain, f"key in {where}")
-    for key, value in tables.items():
-        if key not in {f.name for f in dataclasses.fields(cls)}:
-            raise UnknownNameError(
-                f"key in {where}", key, [f.name for f in dataclasses.fields(cls)]
-            )
-        obj = dataclasses.replace(obj, **{key: dict(value)})
-    return obj
+        raise NmncError(f"{where} must be a table of keys, got {type(body).__name__}")
+    try:
+        plan = apply_overrides(cls(), body, "key")
+    except NmncError as err:
+        raise NmncError(f"{where}: {err}") from None
+    if cls is TrainPlan:  # grid values given on the command line arrive as "2,4"
+        grid = {k: v.split(",") if isinstance(v, str) else v for k, v in plan.grid.items()}
+        plan = dataclasses.replace(plan, grid=grid)
+    return plan
 
 
 def from_dict(data: dict, where: str = "experiment") -> Experiment:
-    """An experiment from parsed TOML (validated: unknown keys, names and empty grids are
-    errors)."""
+    """An experiment from parsed TOML, validated before any work (see :func:`check`)."""
     top = {k: v for k, v in data.items() if k not in SECTIONS}
     unknown = set(top) - {"name", "title"}
     if unknown:
@@ -119,53 +156,110 @@ def from_dict(data: dict, where: str = "experiment") -> Experiment:
     return exp
 
 
+def _in(where: str, section: str, key: str, fn, *args):
+    """Run a check; its one-line error gains the file, section and key it came from."""
+    try:
+        return fn(*args)
+    except NmncError as err:
+        raise NmncError(f"{where} [{section}] {key}: {err}") from None
+
+
 def check(exp: Experiment, where: str = "experiment") -> None:
-    """Refuse an experiment that cannot run, before any work."""
-    get_recipe(exp.train.recipe)
-    get_recipe(exp.analysis.width_recipe)
-    for rule in exp.train.rules:
-        RULES.get(rule)
-    if not exp.train.rules or not exp.train.seeds:
-        raise NmncError(f"{where}: [train] needs at least one rule and one seed")
-    if "bp" not in exp.train.rules:
-        raise NmncError(
-            f"{where}: [train] rules must include bp: "
-            "it is the reference for the report and the analyses"
-        )
+    """Refuse an experiment that cannot run, before any work, with the key that is wrong."""
+    from nmnc.analysis import GradientConfig, WidthSweepConfig
+
+    from .benchmarks import BENCHMARKS, PUBLIC_INFO, benchmark_info
+    from .datasets import COWLEY_SESSIONS
+    from .models import check_model
+
+    t, s, a = exp.train, exp.score, exp.analysis
     if not exp.name.replace("-", "").replace("_", "").isalnum():
         raise NmncError(
             f"{where}: name '{exp.name}' must be letters, digits, '-' or '_' (it names folders)"
         )
-    if (
-        exp.analysis.images < 1
-        or exp.analysis.gradient_batch < 1
-        or exp.analysis.manifold_images < 1
-    ):
+    _in(where, "train", "recipe", get_recipe, t.recipe)
+    for rule in t.rules:
+        _in(where, "train", "rules", RULES.get, rule)
+    if not t.rules or not t.seeds:
+        raise NmncError(f"{where} [train]: give at least one rule and one seed")
+    if "bp" not in t.rules:
         raise NmncError(
-            f"{where}: [analysis] images, gradient_batch and manifold_images must be at least 1"
+            f"{where} [train] rules: must include bp, the reference for the report and the analyses"
         )
-    exp.run_configs("unused")  # every run's settings are valid
+    for key, values in t.grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise NmncError(
+                f"{where} [train] grid.{key}: give a non-empty list of values, e.g. {key} = [2, 4]"
+            )
+        if not any(_accepts(get_recipe(t.recipe).model, rule, key) for rule in t.rules):
+            raise NmncError(
+                f"{where} [train] grid.{key}: no rule of this experiment has the setting '{key}'"
+            )
+    _in(where, "train", "run/grid", exp.run_configs, "unused")
+    for spec in s.baselines:
+        _in(where, "score", "baselines", check_model, spec)
+    for spec in s.benchmarks:  # ids and folders only: the data is read when the job runs
+        if benchmark_info(spec) is None and not Path(spec).is_dir():
+            known = BENCHMARKS.names() + sorted(PUBLIC_INFO)
+            raise UnknownNameError(
+                f"benchmark in {where} [score] benchmarks", spec, known, "or give a folder"
+            )
+    for session in s.v4_sessions:
+        if session not in COWLEY_SESSIONS:
+            raise UnknownNameError(
+                f"session in {where} [score] v4_sessions", session, COWLEY_SESSIONS
+            )
+    for rule in a.alignment_rules:
+        if rule not in t.rules:
+            raise UnknownNameError(f"rule in {where} [analysis] alignment_rules", rule, t.rules)
+    if a.images < 1:
+        raise NmncError(f"{where} [analysis] images: must be at least 1, got {a.images}")
+    _in(
+        where,
+        "analysis",
+        "gradient_*",
+        GradientConfig,
+        "unused",
+        None,
+        None,
+        a.gradient_P,
+        a.gradient_k,
+        a.gradient_batch,
+        a.manifold_images,
+    )
+    _in(
+        where,
+        "analysis",
+        "widths/width_*",
+        WidthSweepConfig,
+        "unused",
+        a.widths,
+        a.width_recipe,
+        a.width_run,
+    )
 
 
 def load_experiment(spec: str, overrides: dict | None = None) -> Experiment:
     """A built-in experiment by name or a TOML file, with ``section.key=value`` overrides."""
     path = BUILTIN / f"{spec}.toml" if (BUILTIN / f"{spec}.toml").exists() else Path(spec)
     if not path.is_file():
-        names = sorted(p.stem for p in BUILTIN.glob("*.toml"))
-        raise UnknownNameError("experiment", spec, names, "or give the path of a TOML file")
+        raise UnknownNameError(
+            "experiment", spec, builtin_names(), "or give the path of a TOML file"
+        )
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise NmncError(f"{path} is not valid TOML ({err})") from None
     for key, value in (overrides or {}).items():
-        section, _, name = key.rpartition(".")
-        if section not in SECTIONS:
+        section, _, name = key.partition(".")
+        if section not in SECTIONS or not name:
             raise UnknownNameError(
-                "--set section", section or key, SECTIONS, "write e.g. --set analysis.images=100"
+                "--set section", section, SECTIONS, "write e.g. --set analysis.images=200"
             )
         data.setdefault(section, {})[name] = value
-    return from_dict(data, str(path.name))
+    return from_dict(data, path.name)
 
 
 def builtin_names() -> list[str]:
+    """Names of the experiments that ship with the package."""
     return sorted(p.stem for p in BUILTIN.glob("*.toml"))

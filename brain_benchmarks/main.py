@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nmnc.cli import entry, parser
+from nmnc.cli import entry, out_dir, parser
 from nmnc.config import parse_sets, to_json
 from nmnc.io import atomic_write_text
 
@@ -29,10 +29,12 @@ from .experiment import Experiment, builtin_names, load_experiment
 
 @dataclass(frozen=True)
 class MainConfig:
+    """An experiment and where its work and its report go."""
+
     experiment: Experiment
     data_root: str | None = None
-    runs_dir: str = "runs/main"  # training runs and analyses: <runs_dir>/<experiment name>/
-    reports_dir: str = "reports"  # results and report: <reports_dir>/<experiment name>/
+    work_dir: str = "runs/main"  # training runs and analyses: <work_dir>/<experiment name>/
+    out: str = "reports"  # results table and report: <out>/<experiment name>/
     progress: bool = True
 
 
@@ -40,13 +42,15 @@ def stage(msg: str) -> None:
     print(f"\n== {msg}", file=sys.stderr, flush=True)
 
 
-def _once(folder: Path, work) -> str:
-    """Run ``work()`` unless ``folder`` holds a done marker from an earlier run."""
-    if not (folder / "done.json").exists():
-        work()
-        atomic_write_text(
-            folder / "done.json", json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        )
+def analysis(config, job) -> str:
+    """Run ``job(config)`` into ``config.out`` unless an earlier run there had the same config."""
+    folder = Path(config.out)
+    marker = folder / "done.json"
+    settings = json.loads(to_json(dataclasses.replace(config, progress=False)))
+    if not marker.exists() or json.loads(marker.read_text()).get("config") != settings:
+        job(config)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_text(marker, json.dumps({"finished": stamp, "config": settings}))
     return str(folder)
 
 
@@ -66,26 +70,26 @@ def run_experiment(cfg: MainConfig) -> Path:
     from .score import ScoreConfig, score
 
     exp, t0 = cfg.experiment, time.perf_counter()
-    root = Path(cfg.runs_dir) / exp.name
-    report_dir = Path(cfg.reports_dir) / exp.name
-    configs = exp.run_configs(cfg.runs_dir, cfg.data_root)
+    root = Path(cfg.work_dir) / exp.name
+    report_dir = Path(cfg.out) / exp.name
+    configs = exp.run_configs(cfg.work_dir, cfg.data_root)
 
+    t = exp.train
     stage(
-        f"1/4 training {len(configs)} runs of recipe {exp.train.recipe} "
-        f"({', '.join(exp.train.rules)}; seeds {', '.join(map(str, exp.train.seeds))})"
+        f"1/4 training {len(configs)} runs of recipe {t.recipe} ({', '.join(t.rules)}; "
+        f"seeds {', '.join(map(str, t.seeds))}{'; grid ' + str(t.grid) if t.grid else ''})"
     )
-    runs = {(c.rule, c.seed): train_or_resume(c, cfg.progress).run_dir for c in configs}
+    runs = [train_or_resume(c, cfg.progress).run_dir for c in configs]
+    first = {}  # rule -> its first run (first seed, first grid point): what the analyses use
+    for c, run in zip(configs, runs):
+        first.setdefault(c.rule, str(run))
 
     stage("2/4 scoring against primate data")
-    options = (
-        {"Cowley2023.V4-pls": {"sessions": list(exp.score.v4_sessions)}}
-        if exp.score.v4_sessions
-        else {}
-    )
-    models = tuple(str(p) for p in runs.values()) + exp.score.baselines
+    sessions = exp.score.v4_sessions
+    options = {"Cowley2023.V4-pls": {"sessions": list(sessions)}} if sessions else {}
     score(
         ScoreConfig(
-            models=models,
+            models=tuple(map(str, runs)) + exp.score.baselines,
             benchmarks=exp.score.benchmarks,
             data_root=cfg.data_root,
             out=str(report_dir),
@@ -96,54 +100,39 @@ def run_experiment(cfg: MainConfig) -> Path:
     )
 
     stage("3/4 analyses")
-    a, first = exp.analysis, exp.train.seeds[0]
-    analyses = [
-        _once(
-            root / f"analysis_{rule}",
-            lambda rule=rule: analyse_checkpoint(
-                AlignmentConfig(
-                    str(runs[rule, first]),
-                    str(root / f"analysis_{rule}"),
-                    a.images,
-                    cfg.data_root,
-                    cfg.progress,
-                )
-            ),
+    a, common = exp.analysis, {"data_root": cfg.data_root, "progress": cfg.progress}
+    done = [
+        analysis(
+            AlignmentConfig(first[r], str(root / f"analysis_{r}"), a.images, **common),
+            analyse_checkpoint,
         )
-        for rule in a.alignment_rules
-        if (rule, first) in runs
+        for r in a.alignment_rules
     ]
-    analyses.append(
-        _once(
-            root / "gradient",
-            lambda: gradient_quality(
-                GradientConfig(
-                    str(runs["bp", first]),
-                    str(root / "gradient"),
-                    cfg.data_root,
-                    a.gradient_P,
-                    a.gradient_k,
-                    a.gradient_batch,
-                    a.manifold_images,
-                    progress=cfg.progress,
-                )
+    done.append(
+        analysis(
+            GradientConfig(
+                first["bp"],
+                str(root / "gradient"),
+                P=a.gradient_P,
+                k=a.gradient_k,
+                batch_size=a.gradient_batch,
+                manifold_images=a.manifold_images,
+                **common,
             ),
+            gradient_quality,
         )
     )
-    analyses.append(
-        _once(
-            root / "width",
-            lambda: width_sweep(
-                WidthSweepConfig(
-                    str(root / "width"),
-                    a.widths,
-                    a.width_recipe,
-                    a.width_set,
-                    images=a.images,
-                    data_root=cfg.data_root,
-                    progress=cfg.progress,
-                )
+    done.append(
+        analysis(
+            WidthSweepConfig(
+                str(root / "width"),
+                a.widths,
+                a.width_recipe,
+                a.width_run,
+                images=a.images,
+                **common,
             ),
+            width_sweep,
         )
     )
 
@@ -151,17 +140,15 @@ def run_experiment(cfg: MainConfig) -> Path:
     page = build_report(
         ReportConfig(
             str(report_dir / "results.csv"),
-            tuple(str(p) for p in runs.values()),
-            tuple(analyses),
+            tuple(map(str, runs)),
+            tuple(done),
             str(report_dir),
             cfg.data_root,
             exp.title,
         )
     )
-    print(
-        f"\nmain job finished in {(time.perf_counter() - t0) / 60:.1f} min; report: {page}",
-        file=sys.stderr,
-    )
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"\nmain job finished in {minutes:.1f} min; report: {page}", file=sys.stderr)
     return page
 
 
@@ -170,42 +157,40 @@ def main(argv=None) -> int:
     p = parser(
         "python -m brain_benchmarks.main",
         __doc__.split("\n\n")[0],
-        sets=(
-            "experiment setting as section.key=value, e.g. train.seeds=0,1,2 or analysis.images=200"
-        ),
+        out="folder for results and reports: <DIR>/<experiment>/ (default reports)",
+        sets="experiment setting as section.key=value, e.g. train.seeds=0,1,2, "
+        "train.run.P=8 or analysis.images=200",
         listing="list the built-in experiments and exit",
     )
-    p.add_argument(
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--experiment",
         default="default",
         help=f"built-in experiment ({', '.join(builtin_names())}) or a TOML file",
     )
-    p.add_argument(
+    which.add_argument(
         "--quick",
         action="store_true",
         help="the built-in 'quick' experiment: a smoke run of every stage in a few minutes",
     )
     p.add_argument(
-        "--runs",
+        "--work",
         default="runs/main",
         metavar="DIR",
-        help="folder for training runs and analyses (default runs/main)",
-    )
-    p.add_argument(
-        "--reports",
-        default="reports",
-        metavar="DIR",
-        help="folder for results and reports (default reports)",
+        help="folder for training runs and analyses: <DIR>/<experiment>/ (default runs/main)",
     )
     args = p.parse_args(argv)
     if args.list:
         for name in builtin_names():
             print(f"{name:10s} {load_experiment(name).title}")
         return 0
+    out = out_dir(args.out or "reports", "results and reports")
     exp = load_experiment("quick" if args.quick else args.experiment, parse_sets(args.sets))
-    cfg = MainConfig(exp, args.data_root, args.runs, args.reports, not args.quiet)
+    cfg = MainConfig(
+        exp, args.data_root, out_dir(args.work, "training runs and analyses"), out, not args.quiet
+    )
     if args.print_config:
-        runs = [dataclasses.asdict(c) for c in exp.run_configs(args.runs, args.data_root)]
+        runs = [dataclasses.asdict(c) for c in exp.run_configs(args.work, args.data_root)]
         print(to_json({"main": cfg, "runs": runs}))
         return 0
     page = run_experiment(cfg)

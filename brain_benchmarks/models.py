@@ -58,13 +58,18 @@ def _random_spec(spec: str) -> tuple[str, int]:
     return arch, int(seed or 0)
 
 
-def check_model(spec: str) -> None:
-    """Fail at once, with one line, on a model id that cannot be resolved (nothing is built or
-    loaded)."""
+def check_model(spec: str, run: dict | None = None) -> None:
+    """Fail at once, with one line, on a model id that cannot be resolved, or on build settings
+    (``run``) a zoo model's recipe refuses (nothing is built or loaded)."""
     if spec.startswith("random:"):
         _random_spec(spec)
         return
-    if spec == "pixels" or spec in _zoo_names() or Path(spec).exists():
+    if spec in _zoo_names():
+        from model_zoo.build import BuildConfig, train_config
+
+        train_config(BuildConfig(spec, sets=dict(run or {})))
+        return
+    if spec == "pixels" or Path(spec).exists():
         return
     known = ["pixels"] + [f"random:{a}" for a in MODELS.names()] + _zoo_names().names()
     raise UnknownNameError("model", spec, known, "or give a checkpoint path (file or run folder)")
@@ -130,14 +135,14 @@ def from_checkpoint(path: str | Path, id: str | None = None) -> ScoredModel:
 def resolve_model(
     spec: str,
     build: bool = True,
-    build_sets: dict | None = None,
+    run: dict | None = None,
     progress: bool = True,
     data_root: str | None = None,
 ) -> ScoredModel:
     """Turn a model id into something to extract from.
 
-    A zoo name without weights is built from its recipe (``build_sets`` on top; ``data_root`` holds
-    its training data), or is a one-line error with ``build=False``.
+    A zoo name without weights is built from its recipe (``run`` settings on top; ``data_root``
+    holds its training data), or is a one-line error with ``build=False``.
     """
     check_model(spec)
     if spec == "pixels":
@@ -147,8 +152,6 @@ def resolve_model(
     if spec in _zoo_names():
         from model_zoo import ensure_weights
 
-        path = ensure_weights(
-            spec, build=build, sets=build_sets, progress=progress, data_root=data_root
-        )
+        path = ensure_weights(spec, build=build, sets=run, progress=progress, data_root=data_root)
         return from_checkpoint(path, spec)
     return from_checkpoint(spec)

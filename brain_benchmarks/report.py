@@ -5,7 +5,8 @@
 
 Writes DIR/index.html (opens from disk; figures embedded), DIR/report.md, DIR/summary.csv and the
 figures as PNG and SVG. Every number comes from the results table, the run logs or the analysis
-tables; nothing is typed by hand.
+tables; nothing is typed by hand. ``--results`` takes the CSV or the folder holding results.csv
+(the ``--out`` folder of brain_benchmarks.score).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nmnc.checkpoint import code_version
-from nmnc.cli import entry, parser, print_config, require_out
+from nmnc.cli import entry, out_dir, parser, print_config, require_out, results_file
 from nmnc.errors import NmncError
 from nmnc.io import atomic_write_text
 from nmnc.plots import save, setup
@@ -37,7 +38,7 @@ RULE_ORDER = ["bp", "vnc", "nmnc", "init", "none"]
 class ReportConfig:
     """What ``build_report`` reads and where it writes."""
 
-    results: str  # a results table written by brain_benchmarks.score
+    results: str  # a results table written by brain_benchmarks.score, or the folder holding it
     runs: tuple[str, ...] = ()  # training run folders: learning curves and settings
     analyses: tuple[str, ...] = ()  # folders of analysis tables (alignment, gradient, width)
     out: str = ""  # required: the folder for index.html, report.md, summary.csv, figures
@@ -438,8 +439,9 @@ def build_report(cfg: ReportConfig) -> Path:
     """Write the report into ``cfg.out``; returns the path of index.html."""
     if not cfg.out:
         raise NmncError("the report needs an output folder: ReportConfig(out=DIR), or --out DIR")
-    df = read_results(cfg.results)
-    out = Path(cfg.out)
+    out = Path(out_dir(cfg.out, "index.html, report.md, summary.csv and the figures"))
+    results = results_file(cfg.results)
+    df = read_results(results)
     out.mkdir(parents=True, exist_ok=True)
     summary = summary_table(df)
     figures = fig_regions(summary, out) + fig_layers(df, out)
@@ -453,8 +455,7 @@ def build_report(cfg: ReportConfig) -> Path:
     cv = code_version()
     code = f"{cv['git_sha'] or 'unknown'}{' (dirty)' if cv['git_dirty'] else ''}"
     origin = (
-        f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {cfg.results} ({len(df)} rows); "
-        f"code {code}."
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {results} ({len(df)} rows); code {code}."
     )
     table, prov = wide(summary), provenance(df, cfg.runs)
     write(out, "summary.csv", summary.to_csv(index=False))
@@ -474,8 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--results",
         default="reports/results.csv",
-        metavar="CSV",
-        help="results table written by brain_benchmarks.score (default reports/results.csv)",
+        metavar="CSV|DIR",
+        help="results table written by brain_benchmarks.score, or the folder holding its "
+        "results.csv (default reports/results.csv)",
     )
     p.add_argument(
         "--runs",

@@ -54,8 +54,8 @@ class ScoreConfig:
     bench_options: dict = field(default_factory=dict)
     # build zoo models without weights from their recipe (else a one-line error)
     build: bool = True
-    # settings on top of a zoo recipe (any --set key of nmnc.train)
-    build_sets: dict = field(default_factory=dict)
+    # settings on top of a zoo recipe when a model is built (any --set key of nmnc.train)
+    run: dict = field(default_factory=dict)
 
 
 def results_path(out: str | None) -> Path | None:
@@ -219,12 +219,12 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     if cfg.skip_scored and results is None:
         raise NmncError("skipping scored pairs needs the results folder: give --out DIR")
     for spec in cfg.models:
-        check_model(spec)
+        check_model(spec, cfg.run)
     benches = load_benchmarks(cfg)
     done = scored_pairs(results) if cfg.skip_scored else set()
     rows = []
     for spec in cfg.models:
-        model = resolve_model(spec, cfg.build, cfg.build_sets, cfg.progress, cfg.data_root)
+        model = resolve_model(spec, cfg.build, cfg.run, cfg.progress, cfg.data_root)
         for bench in benches:
             if (model.hash, bench.id, bench.version) in done:
                 print(
@@ -275,18 +275,18 @@ def print_list() -> None:
     )
 
 
-def build_sets(pairs: list[str]) -> dict[str, str]:
-    """``--set build.<key>=<value>`` pairs as zoo build settings (other keys are an error)."""
+def run_settings(pairs: list[str]) -> dict[str, str]:
+    """``--set run.<key>=<value>`` pairs: settings of zoo builds (other keys are an error)."""
     out = {}
     for key, value in parse_sets(pairs).items():
         scope, dot, name = key.partition(".")
-        if scope != "build" or not dot or not name:
+        if scope != "run" or not dot or not name:
             raise UnknownNameError(
                 "--set key",
                 key,
-                ["build.<key>"],
-                "scoring takes build.<key>=<value>: "
-                "a setting of nmnc.train for building zoo models",
+                ["run.<key>"],
+                "scoring takes run.<key>=<value>: a setting of nmnc.train for the runs that "
+                "build zoo models without weights",
             )
         out[name] = value
     return out
@@ -303,7 +303,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         progress=not args.quiet,
         skip_scored=args.skip_scored,
         build=not args.no_build,
-        build_sets=build_sets(args.sets),
+        run=run_settings(args.sets),
     )
 
 
@@ -313,7 +313,7 @@ def make_parser() -> argparse.ArgumentParser:
         PROG,
         __doc__,
         out=f"folder of the results table ({RESULTS}, appended to)",
-        sets="build.<key>=<value>: a setting of nmnc.train for building zoo models without weights",
+        sets="run.<key>=<value>: a setting of nmnc.train for building zoo models without weights",
         listing="list the models, then the benchmarks, and exit",
     )
     p.add_argument(

@@ -5,11 +5,16 @@ extraction     images/s of our extraction against brainscore-vision's PytorchWra
 scoring        wall time and peak memory of scoring one model on every offline benchmark
 brainscore-v4  zoo models scored on our V4 data as a Brain-Score NeuralBenchmark, through
                their ModelCommitment
+
+Settings are ``--set KEY=VALUE`` (repeatable; lists comma-separated), e.g.
+``extraction --model runs/bp --set images=600 --set repeats=3`` or
+``brainscore-v4 --set models=bp_cnn,vnc_cnn --set sessions=190923 --set splits=5``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import tempfile
 import time
@@ -18,7 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from nmnc._registry import apply_overrides
 from nmnc.cli import entry, parser, print_config, subcommands
+from nmnc.config import parse_sets
+from nmnc.errors import NmncError, UnknownNameError
 
 from .extract import extract
 from .models import resolve_model
@@ -153,6 +161,52 @@ def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+FLAGS = ("model", "data_root")  # given with --model and --data-root, not --set
+TEXT = ("sessions", "layer")  # settings kept as text (session ids, layer names)
+
+
+def _default(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "all"
+    return "none" if value is None else str(value)
+
+
+def settings_help(config: type) -> str:
+    """The ``--set`` keys of a timing config with their defaults, for ``--help``."""
+    keys = [
+        f"{f.name} (default {_default(f.default)})"
+        for f in dataclasses.fields(config)
+        if f.name not in FLAGS
+    ]
+    return "setting: " + ", ".join(keys) if keys else "no settings here"
+
+
+def apply_sets(cfg, sets: list[str], command: str):
+    """``cfg`` with the ``--set`` pairs applied; unknown keys and bad values are one-line errors.
+
+    Lists are comma-separated (``--set models=bp_cnn,vnc_cnn``); session ids and layer names stay
+    text (``--set sessions=190923`` is not read as a number).
+    """
+    pairs = parse_sets(sets)
+    keys = [f.name for f in dataclasses.fields(cfg) if f.name not in FLAGS]
+    for key in pairs:
+        if key not in keys:
+            if not keys:
+                raise NmncError(
+                    f"{command} has no --set settings (got '{key}'); "
+                    "give the model with --model and the data with --data-root"
+                )
+            fix = f"give {key} with --{key.replace('_', '-')}" if key in FLAGS else ""
+            raise UnknownNameError(f"{command} setting", key, keys, fix)
+    text = {k: pairs.pop(k) for k in TEXT if k in pairs}
+    cfg = apply_overrides(cfg, pairs, f"{command} setting")
+    if "sessions" in text:
+        text["sessions"] = tuple(s.strip() for s in text["sessions"].split(",") if s.strip())
+    if "layer" in text:
+        text["layer"] = None if text["layer"].lower() in ("", "none") else text["layer"]
+    return dataclasses.replace(cfg, **text)
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m brain_benchmarks.timing`` and its subcommands."""
     p = parser(PROG, __doc__, data_root=False, print_config=False, quiet=False)
@@ -160,61 +214,56 @@ def make_parser() -> argparse.ArgumentParser:
     e = parser(
         PROG,
         "images/s of our extraction against Brain-Score's PytorchWrapper",
+        sets=settings_help(ExtractionTiming),
         quiet=False,
         parent=sub,
         name="extraction",
     )
-    e.add_argument("--model", default=ExtractionTiming.model, help="model id (default random:cnn)")
-    e.add_argument("--images", type=int, default=ExtractionTiming.images)
-    e.add_argument("--repeats", type=int, default=ExtractionTiming.repeats)
+    e.add_argument(
+        "--model",
+        default=ExtractionTiming.model,
+        metavar="ID",
+        help="model to time: checkpoint, 'pixels', 'random:<arch>' or a zoo name "
+        "(default random:cnn)",
+    )
     s = parser(
         PROG,
         "wall time and peak memory of scoring one model on every offline benchmark",
+        sets=settings_help(ScoringTiming),
         quiet=False,
         parent=sub,
         name="scoring",
     )
     s.add_argument(
-        "--model", required=True, help="checkpoint, 'pixels', 'random:<arch>' or a zoo name"
+        "--model",
+        required=True,
+        metavar="ID",
+        help="model to time: checkpoint, 'pixels', 'random:<arch>' or a zoo name",
     )
-    b = parser(
+    parser(
         PROG,
         "zoo models scored on our V4 data through brainscore_vision",
+        sets=settings_help(BrainscoreV4Timing)
+        + "; lists are comma-separated (models=bp_cnn,vnc_cnn); layer none: each model's own "
+        "region map",
         quiet=False,
         parent=sub,
         name="brainscore-v4",
     )
-    b.add_argument(
-        "--models",
-        nargs="+",
-        action="extend",
-        metavar="NAME",
-        help="zoo names (default bp_cnn vnc_cnn nmnc_cnn)",
-    )
-    b.add_argument(
-        "--sessions",
-        nargs="+",
-        action="extend",
-        metavar="ID",
-        help="V4 session ids (default: all 9)",
-    )
-    b.add_argument("--splits", type=int, default=BrainscoreV4Timing.splits)
-    b.add_argument("--layer", help="V4 layer for every model (default: each model's region map)")
     return p
 
 
 def config_from_args(
     args: argparse.Namespace,
 ) -> ExtractionTiming | ScoringTiming | BrainscoreV4Timing:
-    """The timing config of the chosen subcommand."""
+    """The timing config of the chosen subcommand: flags, then ``--set`` pairs."""
     if args.command == "extraction":
-        return ExtractionTiming(args.model, args.images, args.repeats, args.data_root)
-    if args.command == "scoring":
-        return ScoringTiming(args.model, args.data_root)
-    models = tuple(args.models) if args.models else BrainscoreV4Timing.models
-    return BrainscoreV4Timing(
-        models, tuple(args.sessions or ()), args.splits, args.layer, args.data_root
-    )
+        base = ExtractionTiming(model=args.model, data_root=args.data_root)
+    elif args.command == "scoring":
+        base = ScoringTiming(model=args.model, data_root=args.data_root)
+    else:
+        base = BrainscoreV4Timing(data_root=args.data_root)
+    return apply_sets(base, args.sets, args.command)
 
 
 RUN = {

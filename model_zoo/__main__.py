@@ -1,4 +1,4 @@
-"""``python -m model_zoo list | build NAME | plugin NAME --out DIR``: the model zoo's commands."""
+"""``python -m model_zoo --list | build NAME | plugin NAME --out DIR``: the model zoo's commands."""
 
 from nmnc.cli import entry, parser, subcommands
 
@@ -14,19 +14,10 @@ def main(argv=None) -> int:
         data_root=False,
         print_config=False,
         quiet=False,
-        listing="the same as the list command",
+        listing="list zoo names, whether their weights are present, and key metrics",
     )
     sub = subcommands(p)
     sub.required = False
-    parser(
-        "",
-        "list zoo names, whether their weights are present, and key metrics",
-        parent=sub,
-        name="list",
-        data_root=False,
-        print_config=False,
-        quiet=False,
-    )
     b = parser(
         "",
         "train a zoo entry from its recipe (resumes an interrupted build)",
@@ -45,15 +36,15 @@ def main(argv=None) -> int:
     )
     plugin.add_arguments(g)
     args = p.parse_args(argv)
-    if args.command is None and not args.list:
-        p.error("give a command (list, build or plugin) or --list")
+    if args.list:
+        print(f"{'name':14s} {'arch':7s} {'rule':5s} {'weights':16s} metrics")
+        print("\n".join(line.rstrip() for line in list_lines()))
+        return 0
     if args.command == "build":
         return build.run(args)
     if args.command == "plugin":
         return plugin.run(args)
-    print(f"{'name':14s} {'arch':7s} {'rule':5s} {'weights':16s} metrics")
-    print("\n".join(list_lines()))
-    return 0
+    p.error("give a command (build or plugin) or --list")
 
 
 if __name__ == "__main__":

@@ -24,18 +24,31 @@ from nmnc.errors import NmncError
 from nmnc.io import atomic_write_text
 from nmnc.training import train_or_resume
 from nmnc.training.recipes import recipe_steps
+from nmnc.training.trainer import learned_settings
 
 from .registry import ZOO, checkpoint_path, get, has_weights, zoo_dir
 
-# Rough CPU seconds per training example on 2 cores (cnn, resnet at width 0.25; noise rules at P=4),
-# for the one-line estimate printed before a build. The progress bar shows the measured rate.
+# Rough seconds per training example, for the one-line estimate printed before a build (the
+# progress bar then shows the measured rate). CPU: 2 cores, resnet at width 0.25, noise rules at
+# P = 4. GPU: one H200 at batch 128 (resnet: BP 13 ms, VNC 127 ms, NMNC 177 ms a step at P = 16),
+# also used for the smaller cnn as an upper bound.
 SECONDS_PER_EXAMPLE = {
-    ("cnn", "bp"): 0.0015,
-    ("cnn", "vnc"): 0.02,
-    ("cnn", "nmnc"): 0.02,
-    ("resnet", "bp"): 0.01,
-    ("resnet", "vnc"): 0.3,
-    ("resnet", "nmnc"): 0.3,
+    "cpu": {
+        ("cnn", "bp"): 0.0015,
+        ("cnn", "vnc"): 0.02,
+        ("cnn", "nmnc"): 0.02,
+        ("resnet", "bp"): 0.01,
+        ("resnet", "vnc"): 0.3,
+        ("resnet", "nmnc"): 0.3,
+    },
+    "gpu": {
+        ("cnn", "bp"): 0.0001,
+        ("cnn", "vnc"): 0.001,
+        ("cnn", "nmnc"): 0.0014,
+        ("resnet", "bp"): 0.0001,
+        ("resnet", "vnc"): 0.001,
+        ("resnet", "nmnc"): 0.0014,
+    },
 }
 
 
@@ -61,7 +74,7 @@ class ZooRecord:
     test_acc: float | None
     steps: int
     sha256: str
-    settings: dict
+    settings: dict  # every setting that changed what the run learned (typed)
 
 
 def train_config(cfg: BuildConfig) -> TrainConfig:
@@ -91,7 +104,7 @@ def build_entry(cfg: BuildConfig) -> ZooRecord:
         ck.test_acc,
         ck.step,
         file_hash(checkpoint_path(cfg.name)),
-        recipe.settings(e.rule, cfg.sets),
+        learned_settings(tcfg),
     )
     atomic_write_text(
         zoo_dir() / cfg.name / "entry.json", json.dumps(dataclasses.asdict(rec), indent=1)
@@ -99,13 +112,14 @@ def build_entry(cfg: BuildConfig) -> ZooRecord:
     return rec
 
 
-def estimate_minutes(cfg: BuildConfig) -> float:
-    """A rough wall-time estimate of a CPU build (the progress bar then shows the real rate)."""
+def estimate_minutes(cfg: BuildConfig, gpu: bool) -> float:
+    """A rough wall-time estimate of a build (the progress bar then shows the real rate)."""
     e = get(cfg.name)
     tcfg = train_config(cfg)
-    steps = tcfg.steps or recipe_steps(e.recipe(False), e.rule)
-    per = SECONDS_PER_EXAMPLE.get((e.arch, e.rule), 0.05) * tcfg.model_settings.get("width", 1.0)
-    return steps * tcfg.batch_size * per / 60
+    steps = tcfg.steps or recipe_steps(e.recipe(gpu), e.rule)
+    per = SECONDS_PER_EXAMPLE["gpu" if gpu else "cpu"].get((e.arch, e.rule), 0.05)
+    width = tcfg.model_settings.get("width", 1.0) if not gpu else 1.0
+    return steps * tcfg.batch_size * per * width / 60
 
 
 def ensure_weights(
@@ -125,17 +139,14 @@ def ensure_weights(
             f"'python -m model_zoo build {name}', or leave out --no-build to build it on first use"
         )
     cfg = BuildConfig(name, data_root=data_root, sets=dict(sets or {}), progress=progress)
-    tcfg = train_config(cfg)
-    device = "GPU" if tcfg.device != "cpu" and torch.cuda.is_available() else "CPU"
-    e = get(name)
-    recipe = e.recipe(device == "GPU")
-    when = (
-        "" if device == "GPU" else f", about {max(estimate_minutes(cfg), 0.1):.1f} min on 2 cores"
-    )
+    gpu = torch.cuda.is_available()  # the recipe train_config picks
+    tcfg, recipe = train_config(cfg), get(name).recipe(gpu)
+    where = "a GPU" if gpu else "2 CPU cores"
+    minutes = max(estimate_minutes(cfg, gpu), 0.1)
     print(
-        f"zoo model '{name}' has no weights: "
-        f"building it now from recipe {recipe.name} on the {device} "
-        f"({tcfg.model}, {tcfg.rule}{when}) into {zoo_dir() / name}",
+        f"zoo model '{name}' has no weights: building it now from recipe {recipe.name} "
+        f"({tcfg.model}, {tcfg.rule}; about {minutes:.1f} min on {where}) "
+        f"into {zoo_dir() / name}",
         file=sys.stderr,
         flush=True,
     )

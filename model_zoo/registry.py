@@ -21,7 +21,7 @@ from nmnc.data.download import fetch
 from nmnc.errors import NmncError
 from nmnc.training import get_recipe
 
-ZOO = Registry("zoo model", "see 'python -m model_zoo list'")
+ZOO = Registry("zoo model", "see 'python -m model_zoo --list'")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,66 +71,105 @@ class Registry:
         )
 
 
-def _scalar(value: str, like: Any) -> Any:
-    """Parse one string as the type of ``like`` (bool, int, float, str, or a guess for None)."""
-    if isinstance(like, bool):
-        low = value.lower()
+def _resolve(typ: Any) -> tuple[Any, Any]:
+    """(kind, element type) of an annotation: kind is bool, int, float, str, tuple, dict or None."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        return _resolve(args[0]) if len(args) == 1 else (None, None)
+    if origin in (tuple, list) or typ in (tuple, list):
+        args = [a for a in typing.get_args(typ) if a is not Ellipsis]
+        return tuple, (args[0] if args else None)
+    if origin is dict or typ is dict:
+        return dict, None
+    return (typ if typ in (bool, int, float, str) else None), None
+
+
+def _parse(text: str, kind: Any) -> Any:
+    """Parse one string as ``kind`` (bool, int, float, str; None guesses a number)."""
+    text = text.strip()
+    if kind is bool:
+        low = text.lower()
         if low in ("1", "true", "yes", "on"):
             return True
         if low in ("0", "false", "no", "off"):
             return False
         raise ValueError
-    if isinstance(like, int):
-        return int(value)
-    if isinstance(like, float):
-        return float(value)
-    if like is None:
+    if kind in (int, float):
+        return kind(text)
+    if kind is None:
         for cast in (int, float):
             try:
-                return cast(value)
+                return cast(text)
             except ValueError:
                 pass
-        return None if value.lower() == "none" else value
+        return None if text.lower() == "none" else text
+    return text
+
+
+def _check(value: Any, kind: Any) -> Any:
+    """A value that is already typed (from TOML or Python), checked against ``kind``."""
+    if isinstance(value, str):
+        return _parse(value, kind)
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        return float(value)
+    if kind is str:
+        raise ValueError
     return value
 
 
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    """A ``--set`` string parsed as the type of the default; lists are comma-separated."""
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """A setting parsed or checked as the field's type; lists are comma-separated strings."""
     from .errors import NmncError
 
-    if isinstance(default, (tuple, list)):
-        items = value.split(",") if isinstance(value, str) else list(value)
-        like = default[0] if default else None
-        try:
-            return tuple(
-                _scalar(v.strip(), like) if isinstance(v, str) else v
-                for v in items
-                if str(v).strip()
-            )
-        except ValueError:
-            kind = type(like).__name__ if like is not None else "value"
-            example = ",".join(str(v) for v in default) or "1,2"
-            raise NmncError(
-                f"setting {key}={value!r} is not a comma-separated list of {kind}; "
-                f"give e.g. {key}={example}"
-            ) from None
-    if not isinstance(value, str):
-        return value
+    kind, element = _resolve(typ)
     try:
-        return _scalar(value, default)
-    except ValueError:
-        raise NmncError(
-            f"setting {key}={value!r} is not a valid {type(default).__name__}; "
-            f"give e.g. {key}={default}"
-        ) from None
+        if kind is tuple:
+            items = value.split(",") if isinstance(value, str) else value
+            items = list(items) if isinstance(items, (list, tuple)) else [items]
+            return tuple(_check(v, element) for v in items if str(v).strip())
+        if kind is dict:
+            if not isinstance(value, dict):
+                raise ValueError
+            return dict(value)
+        if kind is None and value is None:
+            return None
+        return _check(value, kind)
+    except (ValueError, TypeError):
+        name = {
+            tuple: f"comma-separated list of {getattr(element, '__name__', 'values')}",
+            dict: f"table of settings (give its entries as {key}.KEY=VALUE)",
+        }.get(kind, f"valid {getattr(kind, '__name__', 'value')}")
+        raise NmncError(f"setting {key}={value!r} is not a {name}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def apply_overrides(obj, overrides: dict[str, Any], kind: str):
-    """Return a copy of the frozen dataclass ``obj`` with ``overrides`` (strings are parsed)."""
+    """A copy of the frozen dataclass ``obj`` with ``overrides`` applied and type-checked.
+
+    Strings are parsed as the field's type (lists comma-separated); ``field.KEY=VALUE`` sets one
+    entry of a field that holds a table of settings. Unknown keys list the known ones.
+    """
     fields = {f.name: f for f in dataclasses.fields(obj)}
-    changes = {}
+    hints = _hints(type(obj))
+    changes: dict[str, Any] = {}
     for key, value in overrides.items():
+        head, dot, entry = key.partition(".")
+        if dot and head in fields and _resolve(hints[head])[0] is dict:
+            table = changes.get(head, dict(getattr(obj, head) or {}))
+            changes[head] = {**table, entry: value}
+            continue
         if key not in fields:
             raise UnknownNameError(kind, key, fields)
-        changes[key] = _coerce(value, getattr(obj, key), key)
+        changes[key] = _coerce(value, hints[key], key)
     return dataclasses.replace(obj, **changes)

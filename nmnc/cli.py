@@ -85,7 +85,28 @@ def require_out(args: argparse.Namespace, what: str) -> str:
 
     if not getattr(args, "out", None):
         raise NmncError(f"--out DIR is required: the folder for {what}")
-    return args.out
+    return out_dir(args.out, what)
+
+
+def out_dir(path: str, what: str) -> str:
+    """An output folder: refused with one line when it names an existing file."""
+    from pathlib import Path
+
+    from .errors import NmncError
+
+    if Path(path).exists() and not Path(path).is_dir():
+        raise NmncError(
+            f"--out {path} is an existing file; --out takes a folder (for {what}); "
+            "give a folder path"
+        )
+    return path
+
+
+def results_file(path: str) -> str:
+    """A results table given as its CSV file or as the folder that holds ``results.csv``."""
+    from pathlib import Path
+
+    return str(Path(path) / "results.csv") if Path(path).is_dir() else path
 
 
 def print_config(cfg) -> int:

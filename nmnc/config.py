@@ -8,6 +8,7 @@ model's settings, then the rule's, then the training settings below; ``model.``,
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from ._registry import apply_overrides
@@ -127,6 +128,8 @@ def check(cfg: TrainConfig) -> None:
             raise NmncError(f"{key} must be 0 (the default) or positive, got {getattr(cfg, key)}")
     if cfg.epochs <= 0:
         raise NmncError(f"epochs must be positive, got {cfg.epochs}")
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
+        raise NmncError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{cfg.device}'")
     if cfg.lr <= 0:
         raise NmncError(f"lr must be positive, got {cfg.lr}")
     if cfg.model_settings.get("width", 1) <= 0:

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import entry, print_config
+from .cli import entry, out_dir, print_config
 from .cli import parser as make_parser
 from .config import TrainConfig, build_config, parse_sets
 from .data import DATASETS
@@ -87,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise NmncError(
             "--out DIR is required (the run folder for checkpoint.pt and metrics.jsonl)"
         )
+    out_dir(args.out, "the run's checkpoint.pt and metrics.jsonl")
     if args.steps is not None and args.steps < 1:
         raise NmncError(f"--steps must be at least 1, got {args.steps}")
     if args.train_examples is not None and args.train_examples < 1:
@@ -135,6 +136,28 @@ def main(argv=None) -> int:
         return 0
     progress = not args.quiet
     if args.resume:
+        flags = {
+            "model": "--model",
+            "rule": "--rule",
+            "dataset": "--dataset",
+            "recipe": "--recipe",
+            "out": "--out",
+            "lr": "--lr",
+            "batch_size": "--batch-size",
+            "train_examples": "--train-examples",
+            "sets": "--set",
+        }
+        given = [
+            flag
+            for k, flag in flags.items()
+            if getattr(args, k) not in (None, [], TrainConfig.rule)
+        ]
+        given += ["--no-augment"] * args.no_augment + ["--download"] * args.download
+        if given:
+            raise NmncError(
+                f"--resume continues a run with its saved settings, so {', '.join(given)} "
+                "cannot be given with it; only --steps, --epochs, --data-root and --quiet can"
+            )
         ckpt = load_checkpoint(Path(args.resume) / "checkpoint.pt")
         changes = {"out": args.resume}
         if args.steps:

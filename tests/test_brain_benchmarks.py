@@ -557,9 +557,9 @@ def test_print_config_accumulates_flags_and_does_no_work(isolated, capsys):
             "--out",
             str(out),
             "--set",
-            "build.steps=3",
+            "run.steps=3",
             "--set",
-            "build.batch_size=16",
+            "run.batch_size=16",
             "--no-build",
             "--print-config",
         ],
@@ -573,7 +573,7 @@ def test_print_config_accumulates_flags_and_does_no_work(isolated, capsys):
         "Kriegeskorte2008.humanIT-rsa",
     ]
     assert (
-        cfg["build_sets"] == {"steps": "3", "batch_size": "16"}
+        cfg["run"] == {"steps": "3", "batch_size": "16"}
         and cfg["build"] is False
         and cfg["out"] == str(out)
     )

@@ -9,7 +9,7 @@ import pytest
 from brain_benchmarks.report import ReportConfig, build_report
 from brain_benchmarks.report import main as report_main
 from brain_benchmarks.results import COLUMNS, ResultRow, append_rows
-from nmnc.errors import run_cli
+from nmnc.errors import NmncError, run_cli
 
 REGIONS = {
     "Kriegeskorte2008.monkeyIT-rsa": ("IT", "macaque"),
@@ -68,10 +68,10 @@ def small_results(path):
     return pd.read_csv(path)
 
 
-def report(tmp_path, **kw):
+def report(tmp_path, results=None, **kw):
     return build_report(
         ReportConfig(
-            results=str(tmp_path / "results.csv"),
+            results=results or str(tmp_path / "results.csv"),
             out=str(tmp_path / "rep"),
             data_root=str(tmp_path / "no-data"),
             **kw,
@@ -114,7 +114,7 @@ def test_old_table_regions_come_from_the_registry_or_the_id(tmp_path):
     df[old].to_csv(
         tmp_path / "results.csv", index=False
     )  # written before region and species were columns
-    report(tmp_path)
+    report(tmp_path, results=str(tmp_path))  # the folder holding results.csv
     summary = pd.read_csv(tmp_path / "rep" / "summary.csv", keep_default_na=False)
     regions = dict(zip(summary.benchmark, zip(summary.region, summary.species)))
     assert regions == {
@@ -178,6 +178,14 @@ def test_report_errors(tmp_path, capsys):
         == 2
     )
     assert "Traceback" not in capsys.readouterr().err
+    small_results(tmp_path / "results.csv")
+    (tmp_path / "taken").write_text("")
+    for argv in (["--results", str(tmp_path)], ["--results", str(tmp_path / "results.csv")]):
+        assert run_cli(report_main, argv + ["--out", str(tmp_path / "taken")]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and "is an existing file" in err and len(err.splitlines()) == 1
+    with pytest.raises(NmncError, match="is an existing file"):
+        build_report(ReportConfig(results=str(tmp_path), out=str(tmp_path / "taken")))
 
 
 def test_report_renders_in_headless_chromium(tmp_path, chromium):

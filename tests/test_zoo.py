@@ -39,7 +39,7 @@ def test_unknown_and_missing(tmp_path, monkeypatch, capsys):
         weights("nmnc_cnm")
     with pytest.raises(NmncError, match="python -m model_zoo build bp_resnet"):
         weights("bp_resnet")
-    assert run_cli(zoo_main, ["list"]) == 0
+    assert run_cli(zoo_main, ["--list"]) == 0
     out = capsys.readouterr().out
     assert all(
         n in out
@@ -53,7 +53,15 @@ def test_build_records_identifier_that_follows_weights(zoo, tmp_path):
 
     rec = record("nmnc_cnn")
     assert rec["identifier"] == identifier("nmnc_cnn") and rec["identifier"].startswith("nmnc_cnn-")
-    assert rec["test_acc"] is not None and rec["recipe"] == "cnn-cpu" and rec["settings"]["P"] == 2
+    assert (
+        rec["test_acc"] is not None
+        and rec["recipe"] == "cnn-cpu"
+        and rec["settings"]["rule.P"] == 2
+    )
+    from model_zoo import BuildConfig, build_entry
+
+    with pytest.raises(NmncError, match=r"holds a run with other settings \(rule.P: 2 -> 3\)"):
+        build_entry(BuildConfig("nmnc_cnn", gpu=False, sets={**TINY, "P": 3}, progress=False))
     resume(tmp_path / "zoo" / "nmnc_cnn", progress=False, steps=12)  # the weights change
     assert identifier("nmnc_cnn") != rec["identifier"]
 
@@ -256,15 +264,15 @@ def test_print_config_and_repeated_sets(tmp_path, monkeypatch, capsys):
 ZOO_NAMES = ["bp_cnn", "vnc_cnn", "nmnc_cnn", "bp_resnet", "vnc_resnet", "nmnc_resnet"]
 TINY_BUILD = [
     "--set",
-    "build.train_examples=64",
+    "run.train_examples=64",
     "--set",
-    "build.steps=2",
+    "run.steps=2",
     "--set",
-    "build.batch_size=16",
+    "run.batch_size=16",
     "--set",
-    "build.eval_examples=100",
+    "run.eval_examples=100",
     "--set",
-    "build.width=0.125",
+    "run.width=0.125",
 ]
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import load_checkpoint
 from ..engine.perturb import frozen_norm
 from ..engine.taps import activities
+from ..errors import NmncError
 from ..io import atomic_write_text
 from ..plots import save, setup
 from .data import held_out
@@ -115,11 +116,17 @@ def layer_alignment(
 # ---- a whole checkpoint ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AlignmentConfig:
+    """Alignment and dimension analysis of one checkpoint on held-out images."""
+
     checkpoint: str
     out: str | None = None  # folder: alignment.csv, angles.csv, dimension.csv and figures
     images: int = 1000  # held-out test images
     data_root: str | None = None
     progress: bool = True
+
+    def __post_init__(self):
+        if self.images < 1:
+            raise NmncError(f"images must be at least 1, got {self.images}")
 
 
 def analyse_model(

@@ -17,9 +17,17 @@ from ..plots import save, setup
 
 @dataclass(frozen=True)
 class EfficiencyConfig:
+    """Runs whose learning curves are compared, and the accuracy each must reach."""
+
     runs: tuple[str, ...]  # run folders written by nmnc.train
     out: str | None = None  # folder: efficiency.csv, to_target.csv, efficiency.png/svg
     target_acc: float = 0.3
+
+    def __post_init__(self):
+        if not self.runs:
+            raise NmncError("give at least one run folder")
+        if not 0 <= self.target_acc <= 1:
+            raise NmncError(f"target_acc must be between 0 and 1, got {self.target_acc}")
 
 
 def read_run(path: str | Path) -> pd.DataFrame:

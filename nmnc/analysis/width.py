@@ -7,7 +7,7 @@ images and ``dimension ~ width^beta`` is fitted per layer and over all layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -23,15 +23,32 @@ from .dimension import participation_ratio, power_law, twonn
 
 @dataclass(frozen=True)
 class WidthSweepConfig:
+    """A width sweep: widths, how each is trained (recipe and settings) or which checkpoints."""
+
     out: str  # folder: width.csv, width_fit.csv, width.png/svg, and runs/ for trained widths
     widths: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
     recipe: str = "cnn-width"  # training recipe for each width (rule bp)
-    sets: dict | None = None  # settings on top of the recipe (e.g. {"steps": 20})
+    run: dict = field(default_factory=dict)  # settings on top of the recipe (e.g. {"steps": 20})
     checkpoints: tuple[str, ...] = ()  # one per width instead of training
     images: int = 1000  # held-out test images
     seed: int = 0
     data_root: str | None = None
     progress: bool = True
+
+    def __post_init__(self):
+        from ..training import get_recipe
+
+        if not self.widths or any(w <= 0 for w in self.widths):
+            given = ", ".join(map(str, self.widths)) or "none"
+            raise NmncError(f"widths must be positive numbers, got {given}; e.g. widths=0.25,0.5,1")
+        if self.checkpoints and len(self.checkpoints) != len(self.widths):
+            raise NmncError(
+                f"{len(self.checkpoints)} checkpoints for {len(self.widths)} widths; "
+                "give one per width, in order"
+            )
+        if self.images < 1:
+            raise NmncError(f"images must be at least 1, got {self.images}")
+        get_recipe(self.recipe).config("bp", "unused", self.seed, None, {**self.run, "width": 1.0})
 
 
 def width_sweep(cfg: WidthSweepConfig) -> dict[str, pd.DataFrame]:
@@ -39,16 +56,6 @@ def width_sweep(cfg: WidthSweepConfig) -> dict[str, pd.DataFrame]:
     ``fit``."""
     from ..training import get_recipe, train_or_resume
 
-    if not cfg.widths or any(w <= 0 for w in cfg.widths):
-        raise NmncError(
-            f"widths must be positive numbers, got {', '.join(map(str, cfg.widths)) or 'none'}; "
-            "e.g. widths=0.25,0.5,1"
-        )
-    if cfg.checkpoints and len(cfg.checkpoints) != len(cfg.widths):
-        raise NmncError(
-            f"{len(cfg.checkpoints)} checkpoints for {len(cfg.widths)} widths; "
-            "give one per width, in order"
-        )
     out = Path(cfg.out)
     recipe = get_recipe(cfg.recipe)
     rows, x = [], None
@@ -61,7 +68,7 @@ def width_sweep(cfg: WidthSweepConfig) -> dict[str, pd.DataFrame]:
                 out / "runs" / f"{recipe.model}_w{width:g}",
                 cfg.seed,
                 cfg.data_root,
-                {**(cfg.sets or {}), "width": width},
+                {**cfg.run, "width": width},
             )
             path = train_or_resume(run, cfg.progress).checkpoint
         ckpt = load_checkpoint(path)

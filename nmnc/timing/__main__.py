@@ -1,8 +1,8 @@
 """Timing tables: ``python -m nmnc.timing speed | epoch | cost [--set KEY=VALUE ...]``.
 
-speed   loader images/s, training images/s per model and rule (models=cnn,resnet rules=bp),
-        peak memory
-epoch   cnn test accuracy after one BP epoch on the full training set
+speed   loader images/s, training images/s per model and rule, peak memory
+        (--set models=cnn,resnet --set rules=bp --set run.KEY=VALUE for the measured runs)
+epoch   cnn test accuracy after one BP epoch on the full training set (--out DIR keeps the run)
 cost    a VNC/NMNC step against the forward passes it must run, and against a BP step
 """
 
@@ -14,7 +14,7 @@ import resource
 import torch
 
 from .._registry import apply_overrides
-from ..cli import entry, parser, print_config, subcommands
+from ..cli import entry, out_dir, parser, print_config, subcommands
 from ..config import parse_sets
 from . import CostConfig, EpochConfig, SpeedConfig, cost, epoch, speed
 
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
         "cost": (CostConfig, cost, "noise-rule step time against its forward passes and BP"),
     }
     for name, (config, _, help_text) in jobs.items():
-        keys = [f.name for f in dataclasses.fields(config) if f.name not in ("data_root", "sets")]
+        keys = [f.name for f in dataclasses.fields(config) if f.name not in ("data_root", "out")]
         parser(
             "",
             help_text,
@@ -38,21 +38,16 @@ def main(argv=None) -> int:
             quiet=False,
             sets=f"setting: {', '.join(keys)}",
             data_root=name != "cost",
+            out="folder that keeps the trained run" if name == "epoch" else None,
         )
     args = p.parse_args(argv)
     config, job, _ = jobs[args.command]
-    pairs = parse_sets(args.sets)
     fields = {f.name for f in dataclasses.fields(config)}
-    base = config(data_root=args.data_root) if "data_root" in fields else config()
-    if "sets" in fields:  # speed: model./rule./train. keys are settings of the measured runs
-        scoped = {
-            k: v
-            for k, v in pairs.items()
-            if k.split(".")[0] in ("model", "rule", "train") and "." in k
-        }
-        pairs = {k: v for k, v in pairs.items() if k not in scoped}
-        base = dataclasses.replace(base, sets=scoped)
-    cfg = apply_overrides(base, pairs, f"{args.command} setting")
+    given = {"data_root": getattr(args, "data_root", None), "out": getattr(args, "out", None)}
+    base = config(**{k: v for k, v in given.items() if k in fields})
+    if getattr(args, "out", None):
+        out_dir(args.out, "the trained run")
+    cfg = apply_overrides(base, parse_sets(args.sets), f"{args.command} setting")
     if args.print_config:
         return print_config(cfg)
     print(f"{args.command}: {torch.get_num_threads()} threads")

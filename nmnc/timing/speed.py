@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from ..errors import NmncError
+
 
 def peak_mb() -> float:
     """Peak resident memory of this process in MB."""
@@ -20,17 +22,21 @@ def peak_mb() -> float:
 
 @dataclass(frozen=True)
 class SpeedConfig:
+    """Which models and rules are timed, at what batch size, for how many steps."""
+
     models: tuple[str, ...] = ("cnn", "resnet")
     rules: tuple[str, ...] = ("bp",)
     batch_size: int = 128
     steps: int = 10  # timed steps after 3 warm-up steps
     loader_batches: int = 100
     data_root: str | None = None
-    sets: dict = field(default_factory=dict)  # training settings for every measured run
+    run: dict = field(default_factory=dict)  # settings of every measured run (run.KEY=VALUE)
 
 
 @dataclass(frozen=True)
 class EpochConfig:
+    """One BP epoch of a model on the full training set."""
+
     model: str = "cnn"
     data_root: str | None = None
     out: str | None = None  # run folder to keep (default: a temporary one)
@@ -54,24 +60,29 @@ def loader_speed(data_root, batch_size: int, batches: int) -> dict:
     }
 
 
+def _measured_config(
+    model: str, rule: str, batch_size: int, steps: int, data_root, run: dict, out: str
+):
+    from ..config import TrainConfig, build_config
+
+    base = TrainConfig(
+        model=model,
+        rule=rule,
+        batch_size=batch_size,
+        steps=steps + 3,
+        data_root=data_root,
+        out=out,
+        train_examples=batch_size * (steps + 3),
+    )
+    return build_config(base, {"ckpt_every": 10**9, "eval_every": 10**9, **run})
+
+
 def _train_speed(q, model: str, rule: str, batch_size: int, steps: int, data_root, sets: dict):
     """Child process, so that each measurement has its own peak-memory accounting."""
-    from ..config import TrainConfig, build_config
     from ..training import Run
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = build_config(
-            TrainConfig(
-                model=model,
-                rule=rule,
-                batch_size=batch_size,
-                steps=steps + 3,
-                data_root=data_root,
-                out=out,
-                train_examples=batch_size * (steps + 3),
-            ),
-            {"ckpt_every": 10**9, "eval_every": 10**9, **sets},
-        )
+        cfg = _measured_config(model, rule, batch_size, steps, data_root, sets, out)
         run = Run(cfg, progress=False)
         run.train(stop_after=3)  # warm-up
         t0 = run.elapsed
@@ -97,16 +108,22 @@ def train_speed(
         target=_train_speed, args=(q, model, rule, batch_size, steps, data_root, sets or {})
     )
     p.start()
-    row = q.get()
     p.join()
-    return row
+    if q.empty():
+        raise NmncError(
+            f"timing {rule} {model} failed in its measuring process (its error is above)"
+        )
+    return q.get()
 
 
 def speed(cfg: SpeedConfig) -> pd.DataFrame:
     """The loader row, then one row per (rule, model)."""
+    for r in cfg.rules:  # every setting is checked before any measurement
+        for m in cfg.models:
+            _measured_config(m, r, cfg.batch_size, cfg.steps, cfg.data_root, cfg.run, "unused")
     rows = [loader_speed(cfg.data_root, cfg.batch_size, cfg.loader_batches)]
     rows += [
-        train_speed(m, r, cfg.batch_size, cfg.steps, cfg.data_root, cfg.sets)
+        train_speed(m, r, cfg.batch_size, cfg.steps, cfg.data_root, cfg.run)
         for r in cfg.rules
         for m in cfg.models
     ]

@@ -380,17 +380,56 @@ def resume(out: str | Path, progress: bool = True, **changes) -> TrainResult:
     return Run(cfg, resume_from=ckpt, progress=progress).train()
 
 
+# settings that do not change what a run learns: a run may be continued under other values
+RUNTIME_KEYS = (
+    "out",
+    "data_root",
+    "download",
+    "device",
+    "num_workers",
+    "eval_every",
+    "eval_examples",
+    "ckpt_every",
+)
+
+
+def learned_settings(cfg: TrainConfig) -> dict:
+    """Every setting that changes what a run learns, flat (``model.width``, ``rule.P``, ``lr``)."""
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUNTIME_KEYS}
+    for group in ("model_settings", "rule_settings"):
+        d.update({f"{group.split('_')[0]}.{k}": v for k, v in d.pop(group).items()})
+    d.pop("model.num_classes", None)  # follows the dataset
+    return d
+
+
+def config_differences(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
+    """``key: saved -> wanted`` for every setting that changes what a run learns."""
+    a, b = learned_settings(saved), learned_settings(wanted)
+    return [
+        f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+    ]
+
+
 def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
-    """Skip a finished run in ``cfg.out``, resume an interrupted one, else start fresh."""
+    """Skip a finished run in ``cfg.out``, resume an interrupted one, else start fresh.
+
+    A run folder that holds a run with other settings is refused with one line naming them, so
+    changed settings never reuse old weights.
+    """
     import sys
 
     out = Path(cfg.out)
     if not (out / "checkpoint.pt").exists():
         return Run(cfg, progress=progress).train()
     ckpt = load_checkpoint(out / "checkpoint.pt")
+    diff = config_differences(config_from_checkpoint(ckpt), cfg)
+    if diff:
+        raise NmncError(
+            f"{out} holds a run with other settings ({'; '.join(diff[:4])}); delete that "
+            "folder to train anew, or choose another output folder"
+        )
     if ckpt.finished:
         print(f"{out}: finished earlier (step {ckpt.step}), skipped", file=sys.stderr)
-        evals = [m for m in ckpt.metrics if "test_acc" in m]
         c = ckpt.counters
         return TrainResult(
             out,
@@ -398,7 +437,7 @@ def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             ckpt.total_steps,
             c["examples"],
             c["perturbations"],
-            evals[-1]["test_acc"] if evals else None,
+            ckpt.test_acc,
             c["elapsed"],
         )
     print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
