@@ -129,6 +129,7 @@ def _patched():
 def model_commitment(
     identifier: str, net, layers: list[str], input_size: int, mean, std, region_layer_map: dict
 ):
+    """A Brain-Score ModelCommitment over our network with an explicit region-to-layer map."""
     _bs()
     from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
 
@@ -143,6 +144,7 @@ def model_commitment(
 
 
 def register_model(identifier: str, factory) -> str:
+    """Register a model factory in brainscore_vision's registry for this process."""
     bs = _patched()
     bs.model_registry[identifier] = factory
     _LOCAL["models"].add(identifier)
@@ -176,6 +178,7 @@ def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
 
 
 def register_benchmark(identifier: str, factory) -> str:
+    """Register a benchmark factory in brainscore_vision's registry for this process."""
     bs = _patched()
     bs.benchmark_registry[identifier] = factory
     _LOCAL["benchmarks"].add(identifier)
@@ -301,12 +304,14 @@ PUBLIC["MajajHong2015public.IT-pls"] = PUBLIC["MajajHong2015public.V4-pls"]
 
 
 def brainio_home():
+    """Where Brain-Score's data files live (``$BRAINIO_HOME``, else ~/.brainio)."""
     from pathlib import Path
 
     return Path(os.path.expanduser(os.environ.get("BRAINIO_HOME", "~/.brainio")))
 
 
 def missing_public_files(benchmark: str) -> list[str]:
+    """Paths of a public benchmark's data files that are not in ``$BRAINIO_HOME``."""
     home = brainio_home()
     return [
         str(home / sha / name)

@@ -116,6 +116,11 @@ def cowley2023(
 ) -> list[dict]:
     """Macaque V4 sessions: stimuli (sorted image order = response columns), responses (images,
     neurons), and single trials (neurons, images, repeats) where they exist."""
+    from nmnc.errors import UnknownNameError
+
+    for s in sessions or ():
+        if s not in COWLEY_SESSIONS:
+            raise UnknownNameError(f"{benchmark} session", s, COWLEY_SESSIONS)
     out = []
     for s in sessions or COWLEY_SESSIONS:
 

@@ -26,12 +26,14 @@ from .stimuli import Stimuli
 
 
 def reduction_tag(pool: str, max_features: int) -> str:
+    """The cache-file suffix naming a feature reduction (pooling, projection)."""
     return (f"-pool{pool}" if pool != "none" else "") + (
         f"-proj{max_features}" if max_features else ""
     )
 
 
 def preprocess(model: ScoredModel, images) -> torch.Tensor:
+    """Images resized to the model's input size and normalised as in training: (B, 3, S, S)."""
     size = model.input_size
     arr = np.stack(
         [np.asarray(im.resize((size, size), resample=3)) for im in images]

@@ -39,6 +39,7 @@ class MainConfig:
 
 
 def stage(msg: str) -> None:
+    """Announce a stage of the main job on stderr."""
     print(f"\n== {msg}", file=sys.stderr, flush=True)
 
 
@@ -65,6 +66,7 @@ def run_experiment(cfg: MainConfig) -> Path:
         width_sweep,
     )
     from nmnc.training import train_or_resume
+    from nmnc.training.trainer import check_run_folder
 
     from .report import ReportConfig, build_report
     from .score import ScoreConfig, score
@@ -73,6 +75,8 @@ def run_experiment(cfg: MainConfig) -> Path:
     root = Path(cfg.work_dir) / exp.name
     report_dir = Path(cfg.out) / exp.name
     configs = exp.run_configs(cfg.work_dir, cfg.data_root)
+    for c in configs:  # a run folder holding other settings stops the job before any work
+        check_run_folder(c)
 
     t = exp.train
     stage(

@@ -1,6 +1,6 @@
 """Comparison report: NMNC against VNC against BP, on every benchmark, with the evidence behind it.
 
-    python -m brain_benchmarks.report --results reports/results.csv [--runs DIR ...]
+    python -m brain_benchmarks.report --results reports/default [--runs DIR ...]
         [--analyses DIR ...] --out DIR
 
 Writes DIR/index.html (opens from disk; figures embedded), DIR/report.md, DIR/summary.csv and the
@@ -474,10 +474,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--results",
-        default="reports/results.csv",
+        default="reports/default",
         metavar="CSV|DIR",
         help="results table written by brain_benchmarks.score, or the folder holding its "
-        "results.csv (default reports/results.csv)",
+        "results.csv (default reports/default, the main job's)",
     )
     p.add_argument(
         "--runs",

@@ -49,6 +49,7 @@ def compare(model: np.ndarray, brain: np.ndarray, method: str = "spearman") -> f
 
 
 def subset(rdm: np.ndarray, idx) -> np.ndarray:
+    """The RDM(s) restricted to the stimuli ``idx``."""
     idx = np.asarray(idx)
     return rdm[..., idx[:, None], idx[None, :]]
 

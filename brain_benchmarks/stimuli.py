@@ -59,6 +59,7 @@ def from_arrays(name: str, images: np.ndarray, ids: list[str] | None = None) -> 
 
 
 def from_folder(folder: Path, order: list[str] | None = None, name: str | None = None) -> Stimuli:
+    """Stimuli from image files in a folder, in ``order`` (default: sorted names)."""
     folder = Path(folder)
     files = (
         {p.name: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT}
@@ -76,6 +77,7 @@ def from_folder(folder: Path, order: list[str] | None = None, name: str | None =
 
 
 def from_zip(path: Path, order: list[str] | None = None, name: str | None = None) -> Stimuli:
+    """Stimuli from image members of a zip, read in place, in ``order`` (default: sorted names)."""
     path = Path(path)
     try:
         zf = zipfile.ZipFile(path)

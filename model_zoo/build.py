@@ -54,6 +54,8 @@ SECONDS_PER_EXAMPLE = {
 
 @dataclass(frozen=True)
 class BuildConfig:
+    """Which zoo entry to build, with which recipe (GPU or CPU) and extra settings."""
+
     name: str
     gpu: bool | None = None  # None: the GPU recipe when CUDA is present, else the CPU recipe
     data_root: str | None = None
@@ -65,6 +67,8 @@ class BuildConfig:
 
 @dataclass(frozen=True)
 class ZooRecord:
+    """What a build records in ``<zoo>/<name>/entry.json``."""
+
     name: str
     identifier: str
     arch: str
@@ -155,6 +159,7 @@ def ensure_weights(
 
 
 def add_arguments(p) -> None:
+    """The flags of a build (zoo name, ``--gpu`` or ``--cpu``)."""
     p.add_argument("name", help=f"zoo entry: {', '.join(ZOO.names())}")
     g = p.add_mutually_exclusive_group()
     g.add_argument(

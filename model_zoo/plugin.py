@@ -187,11 +187,13 @@ def committed_layers(results: str | None, checkpoint_hash: str) -> dict:
 
 @dataclass(frozen=True)
 class PluginConfig:
+    """Which zoo model's plugin to write, where, and where its weights will be published."""
+
     name: str  # zoo name
     out: str  # folder for the plugin, its zip and the weights file to publish
     weights_url: str | None = None
     # results table with committed layers (its CSV, or the folder holding results.csv)
-    results: str | None = "reports/default/results.csv"
+    results: str | None = "reports/default"
     bundle_weights: bool = False
     requirement: str = "nmnc"  # pip requirement that provides the nmnc package
 
@@ -266,6 +268,7 @@ def write_plugin(cfg: PluginConfig) -> dict:
 
 
 def add_arguments(p) -> None:
+    """The flags of plugin generation."""
     p.add_argument("name", help="zoo name")
     p.add_argument("--weights-url", help="where the slim weights file will be published")
     p.add_argument(

@@ -26,6 +26,8 @@ ZOO = Registry("zoo model", "see 'python -m model_zoo --list'")
 
 @dataclass(frozen=True)
 class ZooEntry:
+    """A zoo name: architecture, rule, its CPU and GPU recipes, and published weights if any."""
+
     name: str
     arch: str
     rule: str
@@ -59,6 +61,7 @@ def get(name: str) -> ZooEntry:
 
 
 def checkpoint_path(name: str) -> Path:
+    """Where a zoo model's checkpoint lives in the zoo folder."""
     return zoo_dir() / name / "checkpoint.pt"
 
 

@@ -21,6 +21,8 @@ from .errors import UnknownNameError
 
 @dataclass(frozen=True)
 class Entry:
+    """One registered name: its factory, its settings dataclass and a one-line help."""
+
     name: str
     factory: Callable[..., Any]
     settings: type  # a frozen dataclass of this entry's settings
@@ -28,6 +30,9 @@ class Entry:
 
 
 class Registry:
+    """Names to factories (models, rules, datasets, recipes, benchmarks, zoo entries), with
+    one error shape for unknown names."""
+
     def __init__(self, kind: str, hint: str = ""):
         self.kind = kind
         self.hint = hint or f"run 'python -m nmnc.train --list' to see all {kind}s"

@@ -19,6 +19,8 @@ from .rules import RULES
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Everything one training run needs; units in the comments. Built once, then passed down."""
+
     model: str = "cnn"
     rule: str = "bp"
     dataset: str = "cifar10"

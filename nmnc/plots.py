@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def save(fig, out: Path, stem: str) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` in ``out`` and close it."""
     paths = []
     for ext in ("png", "svg"):
         p = Path(out) / f"{stem}.{ext}"
@@ -18,6 +19,7 @@ def save(fig, out: Path, stem: str) -> list[Path]:
 
 
 def setup():
+    """The headless backend and the house seaborn theme; returns seaborn."""
     import matplotlib
 
     matplotlib.use("Agg")

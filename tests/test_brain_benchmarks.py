@@ -584,7 +584,7 @@ def test_print_config_accumulates_flags_and_does_no_work(isolated, capsys):
     assert json.loads(capsys.readouterr().out)["benchmarks"] == list(OFFLINE)
     assert run_cli(score_main, ["--model", "pixels", "--set", "steps=3"]) == 2
     err = capsys.readouterr().err
-    assert "unknown --set key 'steps'" in err and "build.<key>" in err
+    assert "unknown --set key 'steps'" in err and "run.<key>" in err
 
 
 def test_list_shows_models_then_benchmarks(isolated, capsys):

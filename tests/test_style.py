@@ -27,21 +27,20 @@ def test_ruff_format_clean():
     assert r.returncode == 0, f"run 'ruff format' on: {r.stdout[-4000:]}"
 
 
-def test_entry_points_have_docstrings():
-    """Every command module and its main(), and every public function of a package's API, is
-    documented."""
+def test_public_code_has_docstrings():
+    """Every module, and every public module-level function and class, says what it is for."""
     missing = []
-    for pkg in ("nmnc", "brain_benchmarks", "model_zoo"):
+    for pkg in ("nmnc", "brain_benchmarks", "model_zoo", "scripts"):
         for path in sorted((ROOT / pkg).rglob("*.py")):
             text = path.read_text()
             tree = ast.parse(text)
+            where = path.relative_to(ROOT)
             if text.strip() and not ast.get_docstring(tree):
-                missing.append(f"{path.relative_to(ROOT)} (module)")
+                missing.append(f"{where} (module)")
             for node in tree.body:
-                if (
-                    isinstance(node, ast.FunctionDef)
-                    and node.name == "main"
-                    and not ast.get_docstring(node)
-                ):
-                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno} main")
+                public = isinstance(
+                    node, (ast.FunctionDef, ast.ClassDef)
+                ) and not node.name.startswith("_")
+                if public and not ast.get_docstring(node):
+                    missing.append(f"{where}:{node.lineno} {node.name}")
     assert not missing, "no docstring: " + ", ".join(missing)

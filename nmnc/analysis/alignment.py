@@ -30,6 +30,7 @@ from .dimension import participation_ratio, twonn
 
 
 def k_grid(n: int, points: int = 24, extra=(8, 32, 128)) -> list[int]:
+    """Log-spaced manifold dimensions from 1 to n, plus the usual 8, 32 and 128."""
     ks = set(np.unique(np.geomspace(1, n, points).round().astype(int)).tolist())
     ks.update(k for k in extra if k <= n)
     ks.add(n)

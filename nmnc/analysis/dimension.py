@@ -26,6 +26,7 @@ def participation_ratio(X: torch.Tensor) -> float:
 
 
 def spectrum_pr(eigenvalues) -> float:
+    """Participation ratio of a spectrum of variances."""
     lam = torch.as_tensor(eigenvalues, dtype=torch.float64).clamp_min(0)
     return float(lam.sum() ** 2 / (lam**2).sum().clamp_min(1e-300))
 

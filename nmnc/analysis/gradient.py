@@ -27,6 +27,7 @@ from ..checkpoint import load_checkpoint
 from ..data import load_dataset
 from ..engine.manifold import ManifoldEstimator
 from ..engine.perturb import correlate, output_error
+from ..engine.taps import activities
 from ..errors import NmncError
 from ..io import atomic_write_text
 from ..rules import Rule, build_rule
@@ -105,13 +106,10 @@ def _images(data, cfg: GradientConfig) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 def activity(model, x: torch.Tensor, chunk: int = CHUNK) -> tuple[dict, dict]:
-    """Each hidden layer's input and output activity for images ``x`` (no gradients)."""
-    ins, acts, h = {}, {}, x
-    with torch.no_grad():
-        for name in model.hidden_layers:
-            ins[name] = h
-            h = torch.cat([model.stage(name)(c) for c in h.split(chunk)])
-            acts[name] = h
+    """Each hidden layer's input and output activity for images ``x``, recorded by taps."""
+    acts = activities(model, x, batch=chunk)
+    names = model.hidden_layers
+    ins = {name: (x if i == 0 else acts[names[i - 1]]) for i, name in enumerate(names)}
     return ins, acts
 
 

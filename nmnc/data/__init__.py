@@ -18,6 +18,8 @@ DATASETS = Registry("dataset")
 
 @dataclass
 class ImageData:
+    """A dataset's train and test splits with its classes and preprocessing."""
+
     name: str
     train: object  # TensorSplit or FolderSplit
     test: object
@@ -35,6 +37,8 @@ class ImageData:
 
 @dataclass(frozen=True)
 class NoSettings:
+    """Settings of a registry entry that has none."""
+
     pass
 
 

@@ -14,6 +14,7 @@ from ..errors import DataError
 
 
 def file_hash(path: Path, algo: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MB chunks."""
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

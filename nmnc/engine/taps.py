@@ -17,6 +17,7 @@ from ..errors import UnknownNameError
 
 
 def resolve(model: nn.Module, layers: list[str]) -> dict[str, nn.Module]:
+    """Named modules of ``model`` for ``layers``; unknown names list the hidden layers."""
     modules = dict(model.named_modules())
     out = {}
     for name in layers:

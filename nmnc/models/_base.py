@@ -15,6 +15,7 @@ def scaled(channels: int, width: float) -> int:
 
 
 def norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
+    """BatchNorm (``bn``) or nothing (``none``) after a layer of ``channels``."""
     if norm == "bn":
         return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
     if norm == "none":

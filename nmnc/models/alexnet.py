@@ -13,6 +13,8 @@ from ._base import StagedNet, norm_layer, scaled
 
 @dataclass(frozen=True)
 class AlexNetSettings:
+    """Settings of ``alexnet``."""
+
     width: float = 1.0  # multiplies channels (64, 192, 384, 256, 256) and fc units (4096)
     num_classes: int = 1000
     norm: str = "none"
@@ -23,6 +25,7 @@ class AlexNetSettings:
     "alexnet", AlexNetSettings, help="AlexNet-style, 224x224 input; hidden layers conv1-5, fc6, fc7"
 )
 def alexnet(s: AlexNetSettings) -> StagedNet:
+    """AlexNet-style network for 224x224 input."""
     c = [scaled(x, s.width) for x in (64, 192, 384, 256, 256)]
     fc = scaled(4096, s.width)
     bias = s.norm == "none"

@@ -13,6 +13,8 @@ from ._base import StagedNet, norm_layer, scaled
 
 @dataclass(frozen=True)
 class CNNSettings:
+    """Settings of ``cnn``."""
+
     width: float = 1.0  # multiplies every layer's channel count (16, 32, 64, 128)
     num_classes: int = 10
     norm: str = "none"  # 'none' or 'bn'
@@ -23,6 +25,7 @@ class CNNSettings:
     "cnn", CNNSettings, help="small CIFAR CNN, 4 conv layers (16-32-64-128 channels x width)"
 )
 def cnn(s: CNNSettings) -> StagedNet:
+    """The small CIFAR-10 CNN."""
     chans = [scaled(c, s.width) for c in (16, 32, 64, 128)]
 
     def conv(cin, cout, pool):

@@ -14,6 +14,8 @@ from ._base import StagedNet, norm_layer, scaled
 
 @dataclass(frozen=True)
 class ResNetSettings:
+    """Settings of ``resnet``."""
+
     width: float = 1.0  # multiplies the channel counts (64, 128, 256, 512)
     num_classes: int = 10
     norm: str = "bn"  # 'bn' or 'none'
@@ -21,6 +23,8 @@ class ResNetSettings:
 
 
 class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut: one residual block."""
+
     def __init__(self, cin: int, cout: int, stride: int, norm: str):
         super().__init__()
         bias = norm == "none"
@@ -46,6 +50,7 @@ class BasicBlock(nn.Module):
     help="ResNet-18 for 32x32 input; hidden layers: stem and 8 residual blocks",
 )
 def resnet(s: ResNetSettings) -> StagedNet:
+    """ResNet-18 for 32x32 input."""
     chans = [scaled(c, s.width) for c in (64, 128, 256, 512)]
     stages = [
         (

@@ -17,6 +17,8 @@ RULES = Registry("rule")
 
 @dataclass
 class StepResult:
+    """What a rule's step reports: the clean loss and logits, perturbations spent, diagnostics."""
+
     loss: torch.Tensor  # scalar, detached: mean cross-entropy of the clean batch
     logits: torch.Tensor  # (B, n_o), detached, from the clean pass
     perturbations: int = 0  # perturbed forward passes spent on this batch (per example x examples)

@@ -21,6 +21,8 @@ from . import Rule, StepResult
 
 
 class NoiseRule(Rule):
+    """Shared step of the noise-correlation rules; subclasses define the noise."""
+
     def __init__(self, model, settings):
         super().__init__(model, settings)
         s = settings

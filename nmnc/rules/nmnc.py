@@ -11,6 +11,8 @@ from ._noise import NoiseRule
 
 @dataclass(frozen=True)
 class NMNCSettings:
+    """Settings of NMNC; units in the comments."""
+
     sigma: float = 0.05  # noise std per manifold direction, in units of post-ReLU activity
     P: int = 16  # perturbations per example and layer
     antithetic: bool = True
@@ -39,6 +41,8 @@ class NMNCSettings:
     "nmnc", NMNCSettings, help="neural manifold noise correlation (noise on the activity manifold)"
 )
 class NMNC(NoiseRule):
+    """Noise on each layer's activity manifold, estimated from its recent clean activity."""
+
     def __init__(self, model, settings):
         super().__init__(model, settings)
         s = settings

@@ -13,6 +13,8 @@ from ._noise import NoiseRule, unit_sigma
 
 @dataclass(frozen=True)
 class VNCSettings:
+    """Settings of VNC; units in the comments."""
+
     sigma: float = 0.05  # noise std per unit, in units of post-ReLU activity
     P: int = 16  # perturbations per example and layer
     antithetic: bool = (
@@ -29,6 +31,8 @@ class VNCSettings:
 
 @RULES.register("vnc", VNCSettings, help="vanilla noise correlation (node perturbation)")
 class VNC(NoiseRule):
+    """White noise on every unit of each layer."""
+
     def noise(self, layer, h, gen):
         s = self.settings
         std = unit_sigma(s.sigma, math.prod(h.shape[1:]), s.match_k)

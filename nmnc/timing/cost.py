@@ -22,6 +22,8 @@ from ..rules import build_rule
 
 @dataclass(frozen=True)
 class CostConfig:
+    """Model, perturbations, batch size and repeats of the step-cost table."""
+
     model: str = "cnn"
     P: int = 16  # perturbations per example and layer
     batch_size: int = 128

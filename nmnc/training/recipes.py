@@ -20,6 +20,9 @@ NOISE_FREE = ("bp", "readout")  # rules that ignore the `noise` settings
 
 @dataclass(frozen=True)
 class Recipe:
+    """One training run declared as data: model, dataset, settings, and the extra settings
+    of noise rules."""
+
     name: str
     model: str
     dataset: str = "cifar10"

@@ -48,6 +48,8 @@ class TrainResult:
 
 
 def pick_device(name: str) -> torch.device:
+    """The torch device for ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``; CUDA asked for but
+    absent is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -410,6 +412,21 @@ def config_differences(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
     ]
 
 
+def check_run_folder(cfg: TrainConfig) -> Checkpoint | None:
+    """The run already in ``cfg.out``, if any; a one-line error when its settings differ."""
+    out = Path(cfg.out)
+    if not (out / "checkpoint.pt").exists():
+        return None
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    diff = config_differences(config_from_checkpoint(ckpt), cfg)
+    if diff:
+        raise NmncError(
+            f"{out} holds a run with other settings ({'; '.join(diff[:4])}); delete that "
+            "folder to train anew, or choose another output folder"
+        )
+    return ckpt
+
+
 def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """Skip a finished run in ``cfg.out``, resume an interrupted one, else start fresh.
 
@@ -418,16 +435,10 @@ def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """
     import sys
 
-    out = Path(cfg.out)
-    if not (out / "checkpoint.pt").exists():
+    ckpt = check_run_folder(cfg)
+    if ckpt is None:
         return Run(cfg, progress=progress).train()
-    ckpt = load_checkpoint(out / "checkpoint.pt")
-    diff = config_differences(config_from_checkpoint(ckpt), cfg)
-    if diff:
-        raise NmncError(
-            f"{out} holds a run with other settings ({'; '.join(diff[:4])}); delete that "
-            "folder to train anew, or choose another output folder"
-        )
+    out = Path(cfg.out)
     if ckpt.finished:
         print(f"{out}: finished earlier (step {ckpt.step}), skipped", file=sys.stderr)
         c = ckpt.counters

@@ -1,0 +1,164 @@
+"""The main job and experiments as data: validation before work, --print-config, and a tiny
+experiment end to end (train, score, analyse, report; a rerun skips everything)."""
+
+import json
+import time
+
+import pandas as pd
+import pytest
+
+from brain_benchmarks.main import main
+from nmnc.errors import run_cli
+
+TINY = """
+name = "tiny"
+title = "tiny experiment"
+
+[train]
+recipe = "cnn-quick"
+rules = ["bp", "vnc", "nmnc"]
+seeds = [0]
+
+[train.run]
+steps = 3
+train_examples = 256
+batch_size = 32
+width = 0.25
+eval_every = 3
+eval_examples = 100
+
+[score]
+benchmarks = ["Kriegeskorte2008.monkeyIT-rsa"]
+baselines = ["pixels"]
+
+[analysis]
+alignment_rules = ["bp"]
+images = 40
+gradient_P = [1]
+gradient_k = [4]
+gradient_batch = 4
+manifold_images = 32
+widths = [0.25, 0.5]
+width_run = { steps = 2, train_examples = 256, batch_size = 32, eval_every = 2 }
+"""
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_print_config_shows_the_experiment_and_its_runs(capsys):
+    assert (
+        run_cli(main, ["--print-config", "--set", "train.seeds=0,1", "--set", "train.grid.P=2,4"])
+        == 0
+    )
+    cfg = json.loads(capsys.readouterr().out)
+    exp = cfg["main"]["experiment"]
+    assert (
+        exp["name"] == "default"
+        and exp["train"]["recipe"] == "cnn-cpu"
+        and exp["train"]["seeds"] == [0, 1]
+    )
+    names = [r["out"].split("/")[-1] for r in cfg["runs"]]
+    # bp has no P: one bp run per seed; the noise rules get one run per grid point
+    assert names[:5] == [
+        "bp_cnn_s0",
+        "vnc_cnn_P2_s0",
+        "nmnc_cnn_P2_s0",
+        "vnc_cnn_P4_s0",
+        "nmnc_cnn_P4_s0",
+    ]
+    assert len(names) == 10 and cfg["runs"][3]["rule_settings"]["P"] == 4
+
+
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        ("images = 40", "[analysis]: unknown key 'imags' (did you mean 'images'?)"),
+        ('baselines = ["pixels"]', "[score] baselines: unknown model 'pixls'"),
+        ("seeds = [0]", "[train]: setting seeds='zero' is not a comma-separated list of int"),
+        ('recipe = "cnn-quick"', "[train] recipe: unknown recipe 'cnn-quik'"),
+        (
+            'benchmarks = ["Kriegeskorte2008.monkeyIT-rsa"]',
+            "unknown benchmark in tiny.toml [score] benchmarks 'Foo.IT-rsa'",
+        ),
+    ],
+)
+def test_a_bad_experiment_file_is_one_line_before_any_work(edit, needle, tmp_path, capsys):
+    bad = {
+        "images = 40": "imags = 40",
+        'baselines = ["pixels"]': 'baselines = ["pixls"]',
+        "seeds = [0]": 'seeds = "zero"',
+        'recipe = "cnn-quick"': 'recipe = "cnn-quik"',
+        'benchmarks = ["Kriegeskorte2008.monkeyIT-rsa"]': 'benchmarks = ["Foo.IT-rsa"]',
+    }[edit]
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace(edit, bad))
+    t = time.time()
+    assert (
+        run_cli(
+            main,
+            [
+                "--experiment",
+                str(path),
+                "--work",
+                str(tmp_path / "w"),
+                "--out",
+                str(tmp_path / "r"),
+            ],
+        )
+        == 2
+    )
+    assert needle in one_error_line(capsys) and time.time() - t < 20
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r").exists()
+
+
+def test_tiny_experiment_end_to_end_and_rerun(tmp_path, data_root, capsys, monkeypatch):
+    monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    args = [
+        "--experiment",
+        str(path),
+        "--work",
+        str(tmp_path / "w"),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+    ]
+    assert run_cli(main, args) == 0
+    capsys.readouterr()
+    report = tmp_path / "r" / "tiny"
+    assert (report / "index.html").stat().st_size > 0 and (report / "report.md").exists()
+    df = pd.read_csv(report / "results.csv")
+    assert set(df.rule) == {"bp", "vnc", "nmnc", "none"} and (df.region == "IT").all()
+    for folder in ("analysis_bp", "gradient", "width"):
+        assert (tmp_path / "w" / "tiny" / folder / "done.json").exists()
+    assert (tmp_path / "w" / "tiny" / "gradient" / "gradient.csv").exists()
+    rows = len(df)
+    t = time.time()
+    # everything is done: nothing is trained, scored or analysed again
+    assert run_cli(main, args) == 0
+    err = capsys.readouterr().err
+    assert err.count("finished earlier") == 3 and err.count("skipped pixels") == 1
+    assert len(pd.read_csv(report / "results.csv")) == rows and time.time() - t < 60
+    # a changed setting never reuses the old weights: one line, no work
+    assert run_cli(main, [*args, "--set", "train.run.lr=0.01"]) == 2
+    assert "holds a run with other settings (lr: 0.05 -> 0.01)" in one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_quick_main_job(tmp_path, data_root, monkeypatch):
+    """The built-in quick experiment, end to end (about 3 minutes on 2 cores)."""
+    monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
+    assert (
+        run_cli(
+            main,
+            ["--quick", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "r"), "--quiet"],
+        )
+        == 0
+    )
+    summary = pd.read_csv(tmp_path / "r" / "quick" / "summary.csv")
+    assert {"bp cnn", "vnc cnn", "nmnc cnn", "pixels", "random cnn"} <= set(summary.model)
