@@ -155,11 +155,11 @@ def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
     """Register a zoo model into brainscore_vision's registry in this process; returns its
     identifier."""
     from model_zoo.registry import region_layer_map as zoo_region_map
-    from model_zoo.registry import weights
+    from model_zoo.registry import variant_id, weights
     from nmnc.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(weights(name))
-    ident = f"{name}-{ckpt.weights_hash}"
+    ident = variant_id(name, ckpt.weights_hash)
 
     def factory():
         net = ckpt.build_model()
@@ -192,13 +192,16 @@ def recording_assembly(responses: np.ndarray, stimuli, region: str, folder):
 
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuronRecordingAssembly
 
+    from nmnc.io import atomic_path
+
     paths = []
     folder = folder / stimuli.digest  # one folder per stimulus set: sessions reuse file names
     folder.mkdir(parents=True, exist_ok=True)
     for i, sid in enumerate(stimuli.ids):
         p = folder / f"{i:05d}_{Path(sid).stem}.png"
         if not p.exists():
-            stimuli.read(i).save(p)
+            with atomic_path(p, suffix=".png") as tmp:  # a killed run leaves no truncated image
+                stimuli.read(i).save(tmp, format="PNG")
         paths.append(str(p))
     ids = [f"{stimuli.digest}-{i}" for i in range(len(stimuli))]
     values = np.asarray(responses, dtype=np.float64)[:, :, None]  # (images, neurons, 1 time bin)

@@ -85,8 +85,8 @@ class Experiment:
     def run_configs(self, runs_dir: str | Path, data_root: str | None = None) -> list[TrainConfig]:
         """Every run of the grid (seeds, then grid points, then rules), validated.
 
-        A grid setting a rule does not have (``P`` for ``bp``) is left out of that rule's runs,
-        and the runs it would duplicate are trained once.
+        A ``run`` or grid setting a rule does not have (``P`` for ``bp``) is left out of that
+        rule's runs, and the runs it would duplicate are trained once.
         """
         recipe = get_recipe(self.train.recipe)
         root = Path(runs_dir) / self.name
@@ -100,7 +100,10 @@ class Experiment:
                     if name in seen:
                         continue
                     seen.add(name)
-                    extra = {**self.train.run, **own}
+                    run = {
+                        k: v for k, v in self.train.run.items() if _accepts(recipe.model, rule, k)
+                    }
+                    extra = {**run, **own}
                     configs.append(recipe.config(rule, root / name, seed, data_root, extra))
         return configs
 
@@ -168,9 +171,9 @@ def check(exp: Experiment, where: str = "experiment") -> None:
     """Refuse an experiment that cannot run, before any work, with the key that is wrong."""
     from nmnc.analysis import GradientConfig, WidthSweepConfig
 
-    from .benchmarks import BENCHMARKS, PUBLIC_INFO, benchmark_info
     from .datasets import COWLEY_SESSIONS
-    from .models import check_model
+    from .score import ScoreConfig
+    from .score import check as check_scoring
 
     t, s, a = exp.train, exp.score, exp.analysis
     if not exp.name.replace("-", "").replace("_", "").isalnum():
@@ -186,6 +189,11 @@ def check(exp: Experiment, where: str = "experiment") -> None:
         raise NmncError(
             f"{where} [train] rules: must include bp, the reference for the report and the analyses"
         )
+    for key in t.run:
+        if not any(_accepts(get_recipe(t.recipe).model, rule, key) for rule in t.rules):
+            raise NmncError(
+                f"{where} [train] run.{key}: no rule of this experiment has the setting '{key}'"
+            )
     for key, values in t.grid.items():
         if not isinstance(values, (list, tuple)) or not values:
             raise NmncError(
@@ -196,14 +204,8 @@ def check(exp: Experiment, where: str = "experiment") -> None:
                 f"{where} [train] grid.{key}: no rule of this experiment has the setting '{key}'"
             )
     _in(where, "train", "run/grid", exp.run_configs, "unused")
-    for spec in s.baselines:
-        _in(where, "score", "baselines", check_model, spec)
-    for spec in s.benchmarks:  # ids and folders only: the data is read when the job runs
-        if benchmark_info(spec) is None and not Path(spec).is_dir():
-            known = BENCHMARKS.names() + sorted(PUBLIC_INFO)
-            raise UnknownNameError(
-                f"benchmark in {where} [score] benchmarks", spec, known, "or give a folder"
-            )
+    scoring = ScoreConfig(models=s.baselines or ("pixels",), benchmarks=s.benchmarks)
+    _in(where, "score", "baselines/benchmarks", check_scoring, scoring)
     for session in s.v4_sessions:
         if session not in COWLEY_SESSIONS:
             raise UnknownNameError(

@@ -161,7 +161,8 @@ def main(argv=None) -> int:
     p = parser(
         "python -m brain_benchmarks.main",
         __doc__.split("\n\n")[0],
-        out="folder for results and reports: <DIR>/<experiment>/ (default reports)",
+        out="folder for results and reports: <DIR>/<experiment>/ holds results.csv, summary.csv, "
+        "index.html, report.md and the figures (default reports)",
         sets="experiment setting as section.key=value, e.g. train.seeds=0,1,2, "
         "train.run.P=8 or analysis.images=200",
         listing="list the built-in experiments and exit",
@@ -191,7 +192,11 @@ def main(argv=None) -> int:
     out = out_dir(args.out or "reports", "results and reports")
     exp = load_experiment("quick" if args.quick else args.experiment, parse_sets(args.sets))
     cfg = MainConfig(
-        exp, args.data_root, out_dir(args.work, "training runs and analyses"), out, not args.quiet
+        exp,
+        args.data_root,
+        out_dir(args.work, "training runs and analyses", "--work"),
+        out,
+        not args.quiet,
     )
     if args.print_config:
         runs = [dataclasses.asdict(c) for c in exp.run_configs(args.work, args.data_root)]

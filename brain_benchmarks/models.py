@@ -43,6 +43,11 @@ def _zoo_names():
     return ZOO
 
 
+def zoo_name(spec: str) -> bool:
+    """Whether ``spec`` names a zoo model."""
+    return spec in _zoo_names()
+
+
 def _random_spec(spec: str) -> tuple[str, int]:
     """``random:cnn@3`` -> ('cnn', 3); a one-line error for an unknown architecture or a bad
     seed."""
@@ -69,7 +74,10 @@ def check_model(spec: str, run: dict | None = None) -> None:
 
         train_config(BuildConfig(spec, sets=dict(run or {})))
         return
-    if spec == "pixels" or Path(spec).exists():
+    if spec == "pixels":
+        return
+    if Path(spec).exists():
+        load_checkpoint(spec)  # a file that is no nmnc checkpoint fails here, before any work
         return
     known = ["pixels"] + [f"random:{a}" for a in MODELS.names()] + _zoo_names().names()
     raise UnknownNameError("model", spec, known, "or give a checkpoint path (file or run folder)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -52,7 +53,11 @@ def label(row: pd.Series) -> str:
         return "pixels"
     if row["rule"] == "init":
         return f"random {row['architecture']}"
-    return f"{row['rule']} {row['architecture']}"
+    base = f"{row['rule']} {row['architecture']}"
+    # a grid point of an experiment (run folder <rule>_<arch>_<setting>_s<seed>) is its own group
+    pattern = rf"{re.escape(str(row['rule']))}_{re.escape(str(row['architecture']))}_(.+)_s\d+"
+    point = re.fullmatch(pattern, Path(str(row["model"])).name)
+    return f"{base} {point.group(1).replace('_', ' ')}" if point else base
 
 
 def region_of(benchmark: str) -> str:
@@ -442,6 +447,13 @@ def build_report(cfg: ReportConfig) -> Path:
     out = Path(out_dir(cfg.out, "index.html, report.md, summary.csv and the figures"))
     results = results_file(cfg.results)
     df = read_results(results)
+    for kind, paths in (("run", cfg.runs), ("analysis", cfg.analyses)):
+        for path in paths:
+            if not Path(path).is_dir():
+                raise NmncError(
+                    f"no {kind} folder at {path}; "
+                    "give folders written by nmnc.train or nmnc.analyze"
+                )
     out.mkdir(parents=True, exist_ok=True)
     summary = summary_table(df)
     figures = fig_regions(summary, out) + fig_layers(df, out)
@@ -501,12 +513,15 @@ def main(argv: list[str] | None = None) -> int:
         results=args.results,
         runs=tuple(args.runs),
         analyses=tuple(args.analyses),
-        out=require_out(args, "the report"),
+        out=args.out or "",
         data_root=args.data_root,
         title=args.title,
     )
+    if args.out:
+        out_dir(args.out, "the report")
     if args.print_config:
         return print_config(cfg)
+    require_out(args, "the report")
     page = build_report(cfg)
     print(f"wrote {page} and {Path(cfg.out) / 'report.md'}")
     return 0

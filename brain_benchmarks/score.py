@@ -27,10 +27,18 @@ from nmnc.config import parse_sets
 from nmnc.errors import NmncError, UnknownNameError
 from nmnc.models import MODELS
 
-from .benchmarks import BENCHMARKS, PUBLIC_INFO, Benchmark, BenchmarkInfo, Row, load_benchmark
+from .benchmarks import (
+    BENCHMARKS,
+    PUBLIC_INFO,
+    Benchmark,
+    BenchmarkInfo,
+    Row,
+    benchmark_info,
+    load_benchmark,
+)
 from .benchmarks import list_lines as benchmark_lines
 from .extract import extract
-from .models import PIXELS, ScoredModel, check_model, resolve_model
+from .models import PIXELS, ScoredModel, check_model, resolve_model, zoo_name
 from .results import ResultRow, append_rows, read_results
 
 PROG = "python -m brain_benchmarks.score"
@@ -205,21 +213,37 @@ def public_row(model: ScoredModel, info: BenchmarkInfo, t0: float) -> ResultRow:
     )
 
 
+def check(cfg: ScoreConfig) -> None:
+    """Everything that can be checked without reading data: models, build settings, the output
+    folder and the benchmark ids (one-line errors; ``--print-config`` runs this too)."""
+    if not cfg.models:
+        raise NmncError(
+            "give a model: a checkpoint path, 'pixels', 'random:<arch>' or a zoo name (see --list)"
+        )
+    results_path(cfg.out)
+    for spec in cfg.models:
+        check_model(spec, cfg.run)
+    if cfg.run and not any(zoo_name(spec) for spec in cfg.models):
+        raise NmncError(
+            "--set run.KEY sets the training runs of zoo models built on first use, and none of "
+            "the given models is a zoo name; leave it out"
+        )
+    for spec in cfg.benchmarks:
+        if benchmark_info(spec) is None and not Path(spec).is_dir():
+            known = BENCHMARKS.names() + sorted(PUBLIC_INFO)
+            raise UnknownNameError("benchmark", spec, known, "or give a benchmark folder")
+
+
 def score(cfg: ScoreConfig) -> list[ResultRow]:
     """Score every model on every benchmark; with ``out``, each pair's rows are appended as it
     finishes.
 
     Benchmarks and model ids are all checked first, so a typo anywhere costs no extraction.
     """
-    if not cfg.models:
-        raise NmncError(
-            "give a model: a checkpoint path, 'pixels', 'random:<arch>' or a zoo name (see --list)"
-        )
+    check(cfg)
     results = results_path(cfg.out)
     if cfg.skip_scored and results is None:
         raise NmncError("skipping scored pairs needs the results folder: give --out DIR")
-    for spec in cfg.models:
-        check_model(spec, cfg.run)
     benches = load_benchmarks(cfg)
     done = scored_pairs(results) if cfg.skip_scored else set()
     rows = []
@@ -354,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         print_list()
         return 0
     cfg = config_from_args(args)
+    check(cfg)
     if args.print_config:
         return print_config(cfg)
     rows = score(cfg)

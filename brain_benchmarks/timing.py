@@ -23,10 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nmnc._registry import apply_overrides
-from nmnc.cli import entry, parser, print_config, subcommands
-from nmnc.config import parse_sets
-from nmnc.errors import NmncError, UnknownNameError
+from nmnc.cli import apply_sets, entry, parser, print_config, subcommands
 
 from .extract import extract
 from .models import resolve_model
@@ -162,7 +159,6 @@ def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
 
 
 FLAGS = ("model", "data_root")  # given with --model and --data-root, not --set
-TEXT = ("sessions", "layer")  # settings kept as text (session ids, layer names)
 
 
 def _default(value) -> str:
@@ -181,30 +177,12 @@ def settings_help(config: type) -> str:
     return "setting: " + ", ".join(keys) if keys else "no settings here"
 
 
-def apply_sets(cfg, sets: list[str], command: str):
-    """``cfg`` with the ``--set`` pairs applied; unknown keys and bad values are one-line errors.
-
-    Lists are comma-separated (``--set models=bp_cnn,vnc_cnn``); session ids and layer names stay
-    text (``--set sessions=190923`` is not read as a number).
-    """
-    pairs = parse_sets(sets)
-    keys = [f.name for f in dataclasses.fields(cfg) if f.name not in FLAGS]
-    for key in pairs:
-        if key not in keys:
-            if not keys:
-                raise NmncError(
-                    f"{command} has no --set settings (got '{key}'); "
-                    "give the model with --model and the data with --data-root"
-                )
-            fix = f"give {key} with --{key.replace('_', '-')}" if key in FLAGS else ""
-            raise UnknownNameError(f"{command} setting", key, keys, fix)
-    text = {k: pairs.pop(k) for k in TEXT if k in pairs}
-    cfg = apply_overrides(cfg, pairs, f"{command} setting")
-    if "sessions" in text:
-        text["sessions"] = tuple(s.strip() for s in text["sessions"].split(",") if s.strip())
-    if "layer" in text:
-        text["layer"] = None if text["layer"].lower() in ("", "none") else text["layer"]
-    return dataclasses.replace(cfg, **text)
+def apply_timing_sets(cfg, sets: list[str], command: str):
+    """``cfg`` with the ``--set`` pairs applied (``--model`` and ``--data-root`` are flags)."""
+    flags = {"model": "--model", "data_root": "--data-root"}
+    return apply_sets(
+        cfg, sets, f"{command} setting", {k: v for k, v in flags.items() if k in FLAGS}
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -263,7 +241,7 @@ def config_from_args(
         base = ScoringTiming(model=args.model, data_root=args.data_root)
     else:
         base = BrainscoreV4Timing(data_root=args.data_root)
-    return apply_sets(base, args.sets, args.command)
+    return apply_timing_sets(base, args.sets, args.command)
 
 
 RUN = {

@@ -24,9 +24,9 @@ from nmnc.errors import NmncError
 from nmnc.io import atomic_write_text
 from nmnc.training import train_or_resume
 from nmnc.training.recipes import recipe_steps
-from nmnc.training.trainer import learned_settings
+from nmnc.training.trainer import check_run_folder, learned_settings
 
-from .registry import ZOO, checkpoint_path, get, has_weights, zoo_dir
+from .registry import ZOO, checkpoint_path, get, has_weights, variant_id, zoo_dir
 
 # Rough seconds per training example, for the one-line estimate printed before a build (the
 # progress bar then shows the measured rate). CPU: 2 cores, resnet at width 0.25, noise rules at
@@ -100,7 +100,7 @@ def build_entry(cfg: BuildConfig) -> ZooRecord:
     ck = load_checkpoint(result.checkpoint)
     rec = ZooRecord(
         cfg.name,
-        f"{cfg.name}-{ck.weights_hash}",
+        variant_id(cfg.name, ck.weights_hash),
         e.arch,
         e.rule,
         recipe.name,
@@ -136,6 +136,8 @@ def ensure_weights(
     """The checkpoint of zoo model ``name``; built from its recipe first when no weights are
     here."""
     if has_weights(name):
+        if sets:  # weights trained with other settings are never passed off as these
+            check_run_folder(train_config(BuildConfig(name, data_root=data_root, sets=dict(sets))))
         return checkpoint_path(name)
     if not build:
         raise NmncError(
@@ -174,8 +176,22 @@ def run(args) -> int:
     cfg = BuildConfig(
         args.name, gpu, args.data_root, parse_sets(args.sets), progress=not args.quiet
     )
+    if gpu and not torch.cuda.is_available():
+        raise NmncError(
+            "--gpu asks for the full-size GPU recipe, but CUDA is not available here; "
+            "leave it out to build the CPU recipe"
+        )
+    tcfg = train_config(cfg)
     if args.print_config:
-        return print_config(train_config(cfg))
+        return print_config(tcfg)
+    on_gpu = torch.cuda.is_available() if gpu is None else gpu
+    minutes = max(estimate_minutes(cfg, on_gpu), 0.1)
+    print(
+        f"building {args.name} from recipe {get(args.name).recipe(on_gpu).name} ({tcfg.model}, "
+        f"{tcfg.rule}; about {minutes:.1f} min on {'a GPU' if on_gpu else '2 CPU cores'})",
+        file=sys.stderr,
+        flush=True,
+    )
     print(json.dumps(dataclasses.asdict(build_entry(cfg)), indent=1))
     return 0
 

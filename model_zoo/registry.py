@@ -92,9 +92,14 @@ def weights(name: str, download: bool = False) -> Path:
     )
 
 
+def variant_id(name: str, weights_hash: str) -> str:
+    """``<name>-<weights hash>``: the identifier of one trained variant of a zoo model."""
+    return f"{name}-{weights_hash}"
+
+
 def identifier(name: str) -> str:
-    """``<name>-<weights hash>``: unique for every trained variant."""
-    return f"{name}-{load_checkpoint(weights(name)).weights_hash}"
+    """The identifier of the zoo model's weights that are here (see :func:`variant_id`)."""
+    return variant_id(name, load_checkpoint(weights(name)).weights_hash)
 
 
 def region_layer_map(layers: list[str], committed: dict | None = None) -> dict:

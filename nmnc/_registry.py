@@ -134,6 +134,9 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     from .errors import NmncError
 
     kind, element = _resolve(typ)
+    optional = type(None) in typing.get_args(typ)
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() == "none")):
+        return None
     try:
         if kind is tuple:
             items = value.split(",") if isinstance(value, str) else value

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._registry import apply_overrides
-from .cli import entry, parser, print_config, require_out, subcommands
-from .config import parse_sets
+from .cli import apply_sets, entry, parser, print_config, require_out, subcommands
 
 
 def _table(df) -> str:
@@ -100,7 +98,14 @@ def main(argv=None) -> int:
     if "data_root" in {f.name for f in dataclasses.fields(config)}:
         fixed.update(data_root=args.data_root, progress=not args.quiet)
     base = config(**{"out": "", **fixed}) if args.command == "width-sweep" else config(**fixed)
-    cfg = apply_overrides(base, parse_sets(args.sets), f"{args.command} setting")
+    flags = {
+        "checkpoint": "--checkpoint",
+        "runs": "--runs",
+        "out": "--out",
+        "data_root": "--data-root",
+        "progress": "--quiet",
+    }
+    cfg = apply_sets(base, args.sets, f"{args.command} setting", flags)
     if args.print_config:
         return print_config(cfg)
     require_out(args, f"the {args.command} tables and figures")

@@ -284,13 +284,6 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
     return Checkpoint(payload, path)
 
 
-def model_from_checkpoint(ckpt: Checkpoint | str | Path, device="cpu"):
-    """Rebuild the trained model (in eval mode) from a checkpoint alone."""
-    if not isinstance(ckpt, Checkpoint):
-        ckpt = load_checkpoint(ckpt)
-    return ckpt.build_model(device)
-
-
 def weights_hash(state: dict) -> str:
     """Content hash of a state dict (names, dtypes, bytes): the identity of a trained variant."""
     h = hashlib.sha256()

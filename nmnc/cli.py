@@ -88,7 +88,7 @@ def require_out(args: argparse.Namespace, what: str) -> str:
     return out_dir(args.out, what)
 
 
-def out_dir(path: str, what: str) -> str:
+def out_dir(path: str, what: str, flag: str = "--out") -> str:
     """An output folder: refused with one line when it names an existing file."""
     from pathlib import Path
 
@@ -96,7 +96,7 @@ def out_dir(path: str, what: str) -> str:
 
     if Path(path).exists() and not Path(path).is_dir():
         raise NmncError(
-            f"--out {path} is an existing file; --out takes a folder (for {what}); "
+            f"{flag} {path} is an existing file; {flag} takes a folder (for {what}); "
             "give a folder path"
         )
     return path
@@ -107,6 +107,33 @@ def results_file(path: str) -> str:
     from pathlib import Path
 
     return str(Path(path) / "results.csv") if Path(path).is_dir() else path
+
+
+def apply_sets(cfg, sets: list[str] | dict, kind: str, flags: dict[str, str] | None = None):
+    """``cfg`` (a frozen config) with the ``--set`` pairs applied and checked.
+
+    ``flags`` maps config fields that have their own flag to that flag (``{"out": "--out"}``):
+    such a field cannot be set with ``--set``. Unknown keys and values of the wrong type are
+    one-line errors naming the closest known key.
+    """
+    import dataclasses
+
+    from ._registry import apply_overrides
+    from .config import parse_sets
+    from .errors import NmncError, UnknownNameError
+
+    pairs = parse_sets(sets)
+    flags = flags or {}
+    keys = [f.name for f in dataclasses.fields(cfg) if f.name not in flags]
+    for key in pairs:
+        field_name = key.split(".")[0]
+        if field_name in flags:
+            raise NmncError(f"{kind} '{key}' is given with {flags[field_name]}, not --set")
+        if field_name not in keys:
+            if not keys:
+                raise NmncError(f"this command takes no --set settings (got '{key}')")
+            raise UnknownNameError(kind, key, keys)
+    return apply_overrides(cfg, pairs, kind)
 
 
 def print_config(cfg) -> int:

@@ -8,8 +8,11 @@ model's settings, then the rule's, then the training settings below; ``model.``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
+
+import torch
 
 from ._registry import apply_overrides
 from .errors import NmncError, UnknownNameError
@@ -132,8 +135,27 @@ def check(cfg: TrainConfig) -> None:
         raise NmncError(f"epochs must be positive, got {cfg.epochs}")
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device):
         raise NmncError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{cfg.device}'")
-    if cfg.lr <= 0:
-        raise NmncError(f"lr must be positive, got {cfg.lr}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise NmncError(f"lr must be a positive number, got {cfg.lr}")
+    for key in ("momentum", "weight_decay", "grad_clip"):
+        value = getattr(cfg, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise NmncError(f"{key} must be 0 or a positive number, got {value}")
+    if 0 < cfg.train_examples < cfg.batch_size:
+        raise NmncError(
+            f"batch_size {cfg.batch_size} is larger than train_examples {cfg.train_examples}; "
+            "lower the batch size or raise train_examples"
+        )
+    if cfg.rule_settings.get("layers", "all") != "all":
+        from .rules._noise import selected_layers
+
+        with torch.device("meta"):  # names only: no weights are allocated
+            hidden = (
+                MODELS.get(cfg.model)
+                .factory(MODELS.settings(cfg.model, cfg.model_settings))
+                .hidden_layers
+            )
+        selected_layers(cfg.rule_settings["layers"], hidden)
     if cfg.model_settings.get("width", 1) <= 0:
         raise NmncError(f"width must be positive, got {cfg.model_settings['width']}")
     for key in ("P", "k"):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .io import atomic_path
+
 
 def save(fig, out: Path, stem: str) -> list[Path]:
     """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` in ``out`` and close it."""
     paths = []
     for ext in ("png", "svg"):
         p = Path(out) / f"{stem}.{ext}"
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        with atomic_path(p, suffix=f".{ext}") as tmp:  # a killed run never leaves half a figure
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
         paths.append(p)
     import matplotlib.pyplot as plt
 

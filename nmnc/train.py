@@ -54,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--seed", type=int, help=f"seed of initialisation, batches, noise (default {d.seed})"
+    )
     p.add_argument("--no-augment", action="store_true", help="turn off random crop and flip")
     p.add_argument(
         "--resume",
@@ -95,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     sets: dict = {}
     base = TrainConfig(
         rule=args.rule,
-        seed=args.seed,
+        seed=TrainConfig.seed if args.seed is None else args.seed,
         out=args.out,
         data_root=args.data_root,
         download=args.download,
@@ -128,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv=None) -> int:
     """Train (or resume) one run and print its summary as JSON."""
     from .checkpoint import load_checkpoint
-    from .training import Run, config_from_checkpoint, train
+    from .training import config_from_checkpoint, resume, train
 
     args = parser().parse_args(argv)
     if args.list:
@@ -144,6 +146,7 @@ def main(argv=None) -> int:
             "out": "--out",
             "lr": "--lr",
             "batch_size": "--batch-size",
+            "seed": "--seed",
             "train_examples": "--train-examples",
             "sets": "--set",
         }
@@ -158,20 +161,19 @@ def main(argv=None) -> int:
                 f"--resume continues a run with its saved settings, so {', '.join(given)} "
                 "cannot be given with it; only --steps, --epochs, --data-root and --quiet can"
             )
-        ckpt = load_checkpoint(Path(args.resume) / "checkpoint.pt")
-        changes = {"out": args.resume}
-        if args.steps:
-            changes.update(steps=args.steps)
-        if args.epochs:
+        for flag, value in (("--steps", args.steps), ("--epochs", args.epochs)):
+            if value is not None and value <= 0:
+                raise NmncError(f"{flag} must be positive, got {value}")
+        changes = {"data_root": args.data_root} if args.data_root else {}
+        if args.steps is not None:
+            changes["steps"] = args.steps
+        if args.epochs is not None:
             changes.update(epochs=args.epochs, steps=0)
-        if args.data_root:
-            changes["data_root"] = args.data_root
-        cfg = config_from_checkpoint(ckpt, **changes)
         if args.print_config:
-            return print_config(cfg)
-        run = Run(cfg, resume_from=ckpt, progress=progress)
-        print(f"resuming {args.resume} at step {run.step} of {run.total_steps}", file=sys.stderr)
-        result = run.train()
+            ckpt = load_checkpoint(Path(args.resume) / "checkpoint.pt")
+            return print_config(config_from_checkpoint(ckpt, out=args.resume, **changes))
+        print(f"resuming {args.resume}", file=sys.stderr)
+        result = resume(args.resume, progress, **changes)
     else:
         cfg = config_from_args(args)
         if args.print_config:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from nmnc._registry import apply_overrides
-from nmnc.cli import entry, out_dir, parser, print_config
-from nmnc.config import TrainConfig, build_config, parse_sets
-from nmnc.errors import NmncError, UnknownNameError
-from nmnc.training import Run
+from nmnc.cli import apply_sets, entry, out_dir, parser, print_config
+from nmnc.errors import NmncError
+from nmnc.io import atomic_write_text
+from nmnc.training import Run, get_recipe
 
 OUT_FILE = "gpu_check.json"
+RECIPE = "resnet-gpu"  # the zoo's full-size recipe: P = 16, k = 32 for the noise rules
 
 
 @dataclass(frozen=True)
@@ -40,25 +40,20 @@ class GpuCheck:
     out: str | None = None  # --out: folder for gpu_check.json
 
 
-def measure(
-    rule: str, steps: int, warmup: int, batch: int, sets: dict, data_root: str | None = None
-) -> dict:
-    """Images/s, step time and peak GPU memory of ``steps`` resnet steps of ``rule`` after
-    ``warmup`` untimed ones, with the final training loss and test accuracy."""
+def measure(rule: str, steps: int, warmup: int, batch: int, data_root: str | None = None) -> dict:
+    """Images/s, step time and peak GPU memory of ``steps`` steps of the ``resnet-gpu`` recipe's
+    run of ``rule`` after ``warmup`` untimed ones, with the final training loss and test
+    accuracy."""
     torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as out:
-        cfg = build_config(
-            TrainConfig(
-                model="resnet",
-                rule=rule,
-                data_root=data_root,
-                batch_size=batch,
-                steps=warmup + steps,
-                out=out,
-                lr=0.05,
-            ),
-            {"ckpt_every": 10**9, "eval_every": 10**9, "device": "cuda", **sets},
-        )
+        extra = {
+            "steps": warmup + steps,
+            "batch_size": batch,
+            "ckpt_every": 10**9,
+            "eval_every": 10**9,
+            "device": "cuda",
+        }
+        cfg = get_recipe(RECIPE).config(rule, out, data_root=data_root, extra=extra)
         run = Run(cfg, progress=False)
         run.train(stop_after=warmup)
         torch.cuda.synchronize()
@@ -67,12 +62,13 @@ def measure(
         torch.cuda.synchronize()
         dt = time.perf_counter() - t
         ev = run.evaluate()
+    noise = {k: cfg.rule_settings[k] for k in ("P", "k") if k in cfg.rule_settings}
     return {
         "rule": rule,
-        "model": "resnet",
+        "model": cfg.model,
         "batch": batch,
         "steps_timed": steps,
-        **{k: v for k, v in sets.items()},
+        **noise,
         "images_per_s": steps * batch / dt,
         "step_ms": 1000 * dt / steps,
         "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30,
@@ -93,12 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet=False,
     )
     args = p.parse_args(argv)
-    pairs = parse_sets(args.sets)
-    for key in pairs:
-        if key not in keys:
-            raise UnknownNameError("gpu_check setting", key, keys)
-    cfg = apply_overrides(
-        GpuCheck(data_root=args.data_root, out=args.out), pairs, "gpu_check setting"
+    flags = {"data_root": "--data-root", "out": "--out"}
+    cfg = apply_sets(
+        GpuCheck(data_root=args.data_root, out=args.out), args.sets, "gpu_check setting", flags
     )
     if cfg.out:
         out_dir(cfg.out, OUT_FILE)
@@ -107,12 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         raise NmncError("no CUDA device here; run scripts/gpu_check.py on a CUDA machine")
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
-    rows = [measure("bp", cfg.steps_bp, cfg.warmup_bp, cfg.batch_size, {}, cfg.data_root)]
+    rows = [measure("bp", cfg.steps_bp, cfg.warmup_bp, cfg.batch_size, cfg.data_root)]
     print(rows[-1], flush=True)
-    for rule, sets in (("vnc", {"P": 16}), ("nmnc", {"P": 16, "k": 32})):
-        rows.append(
-            measure(rule, cfg.steps_noise, cfg.warmup_noise, cfg.batch_size, sets, cfg.data_root)
-        )
+    for rule in ("vnc", "nmnc"):
+        rows.append(measure(rule, cfg.steps_noise, cfg.warmup_noise, cfg.batch_size, cfg.data_root))
         print(rows[-1], flush=True)
     print(f"{'rule':6s} {'images/s':>10s} {'step ms':>9s} {'peak GB':>8s}")
     for r in rows:
@@ -121,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['peak_gpu_mem_gb']:8.2f}"
         )
     if cfg.out:
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        with open(Path(cfg.out) / OUT_FILE, "w") as f:
-            json.dump(rows, f, indent=1)
+        atomic_write_text(Path(cfg.out) / OUT_FILE, json.dumps(rows, indent=1))
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nmnc.errors import run_cli
+from nmnc.errors import NmncError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = [
@@ -197,4 +197,5 @@ def test_plugin_reads_a_results_folder_and_old_tables(tmp_path):
     old.to_csv(tmp_path / "results.csv", index=False)
     assert committed_layers(str(tmp_path), "h") == {"V4": "conv3", "IT": "conv4"}  # macaque IT
     assert committed_layers(str(tmp_path / "results.csv"), "other") == {}
-    assert committed_layers(str(tmp_path / "nothing-here"), "h") == {}
+    with pytest.raises(NmncError, match="no results table at"):  # a table given must exist
+        committed_layers(str(tmp_path / "nothing-here"), "h")

@@ -77,12 +77,12 @@ def test_print_config_shows_the_experiment_and_its_runs(capsys):
     "edit,needle",
     [
         ("images = 40", "[analysis]: unknown key 'imags' (did you mean 'images'?)"),
-        ('baselines = ["pixels"]', "[score] baselines: unknown model 'pixls'"),
+        ('baselines = ["pixels"]', "[score] baselines/benchmarks: unknown model 'pixls'"),
         ("seeds = [0]", "[train]: setting seeds='zero' is not a comma-separated list of int"),
         ('recipe = "cnn-quick"', "[train] recipe: unknown recipe 'cnn-quik'"),
         (
             'benchmarks = ["Kriegeskorte2008.monkeyIT-rsa"]',
-            "unknown benchmark in tiny.toml [score] benchmarks 'Foo.IT-rsa'",
+            "[score] baselines/benchmarks: unknown benchmark 'Foo.IT-rsa'",
         ),
     ],
 )

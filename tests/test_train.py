@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmnc.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from nmnc.checkpoint import Checkpoint, load_checkpoint
 from nmnc.errors import CheckpointError, run_cli
 from nmnc.train import main
 from nmnc.training.trainer import resume
@@ -84,9 +84,9 @@ def test_checkpoint_round_trip(tmp_path, data_root):
         set(raw["provenance"]) >= {"git_sha", "git_dirty", "packages"}
         and "torch" in raw["provenance"]["packages"]
     )
-    model = model_from_checkpoint(out / "checkpoint.pt")
+    model = load_checkpoint(out / "checkpoint.pt").build_model()
     x = torch.randn(4, 3, 32, 32)
-    ref = model_from_checkpoint(Checkpoint(raw))
+    ref = Checkpoint(raw).build_model()
     assert torch.equal(model(x), ref(x))
     assert torch.equal(model.conv1[0].weight, raw["model_state"]["conv1.0.weight"])
 

@@ -48,6 +48,8 @@ class WidthSweepConfig:
             )
         if self.images < 1:
             raise NmncError(f"images must be at least 1, got {self.images}")
+        if "width" in self.run or "model.width" in self.run:
+            raise NmncError("the width of each run comes from widths=...; leave width out of run")
         get_recipe(self.recipe).config("bp", "unused", self.seed, None, {**self.run, "width": 1.0})
 
 

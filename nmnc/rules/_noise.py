@@ -19,32 +19,41 @@ from ..engine.perturb import correlate, correlate_all, forward_passes, frozen_no
 from ..errors import NmncError, UnknownNameError
 from . import Rule, StepResult
 
+FORMS = ("jacobian", "loss")
+MODES = ("layerwise", "all")
+
+
+def check_noise_settings(s) -> None:
+    """Settings every noise rule shares, checked when they are made (before any work)."""
+    if s.form not in FORMS:
+        raise UnknownNameError("form", s.form, FORMS)
+    if s.mode not in MODES:
+        raise UnknownNameError("mode", s.mode, MODES)
+    if s.P < 1:
+        raise NmncError(f"P must be at least 1, got {s.P}")
+    if not (math.isfinite(s.sigma) and s.sigma > 0):
+        raise NmncError(f"sigma must be a positive number, got {s.sigma}")
+    if s.max_batch < 1:
+        raise NmncError(f"max_batch must be at least 1, got {s.max_batch}")
+
+
+def selected_layers(spec: str, hidden: list[str]) -> list[str]:
+    """The hidden layers ``layers=all|a,b`` names, in network order (unknown names are errors)."""
+    chosen = hidden if spec == "all" else [name.strip() for name in spec.split(",")]
+    for name in chosen:
+        if name not in hidden:
+            raise UnknownNameError(
+                "layer", name, hidden, "set layers=all or a comma-separated list of hidden layers"
+            )
+    return [name for name in hidden if name in chosen]
+
 
 class NoiseRule(Rule):
     """Shared step of the noise-correlation rules; subclasses define the noise."""
 
     def __init__(self, model, settings):
         super().__init__(model, settings)
-        s = settings
-        if s.form not in ("jacobian", "loss"):
-            raise UnknownNameError("form", s.form, ["jacobian", "loss"])
-        if s.mode not in ("layerwise", "all"):
-            raise UnknownNameError("mode", s.mode, ["layerwise", "all"])
-        if s.P < 1 or s.sigma <= 0:
-            raise NmncError(f"P must be >= 1 and sigma > 0 (got P={s.P}, sigma={s.sigma})")
-        hidden = model.hidden_layers
-        self.layers = (
-            hidden if s.layers == "all" else [name.strip() for name in s.layers.split(",")]
-        )
-        for name in self.layers:
-            if name not in hidden:
-                raise UnknownNameError(
-                    "layer",
-                    name,
-                    hidden,
-                    "set layers=all or a comma-separated list of hidden layers",
-                )
-        self.layers = [name for name in hidden if name in self.layers]  # network order
+        self.layers = selected_layers(settings.layers, model.hidden_layers)
         self.shapes = model.layer_shapes()
         self.t = 0  # steps taken (manifold refresh clock)
 

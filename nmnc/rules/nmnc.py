@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.manifold import make_manifold
+from ..engine.manifold import ESTIMATORS, K_RULES, SPACES, make_manifold
+from ..errors import NmncError, UnknownNameError
 from . import RULES
-from ._noise import NoiseRule
+from ._noise import NoiseRule, check_noise_settings
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,24 @@ class NMNCSettings:
     buffer: int = 1024  # activity vectors kept for batch PCA
     ema_decay: float = 0.99
     oja_lr: float = 0.2
+
+    def __post_init__(self):
+        check_noise_settings(self)
+        for name, value, allowed in (
+            ("estimator", self.estimator, ESTIMATORS),
+            ("space", self.space, SPACES),
+            ("k_rule", self.k_rule, K_RULES),
+        ):
+            if value not in allowed:
+                raise UnknownNameError(f"manifold {name}", value, allowed)
+        for name in ("k", "k_max", "refresh", "buffer"):
+            if getattr(self, name) < 1:
+                raise NmncError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.var_threshold <= 1 or not 0 < self.ema_decay < 1 or not self.oja_lr > 0:
+            raise NmncError(
+                "var_threshold must be in (0, 1], ema_decay in (0, 1) and oja_lr positive; "
+                f"got {self.var_threshold}, {self.ema_decay}, {self.oja_lr}"
+            )
 
 
 @RULES.register(

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import NmncError
 from . import RULES
-from ._noise import NoiseRule, unit_sigma
+from ._noise import NoiseRule, check_noise_settings, unit_sigma
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class VNCSettings:
         0  # >0: per-unit std sigma*sqrt(match_k/n), same total noise energy as NMNC at k=match_k
     )
     max_batch: int = 4096  # perturbed copies per forward pass (memory bound only)
+
+    def __post_init__(self):
+        check_noise_settings(self)
+        if self.match_k < 0:
+            raise NmncError(f"match_k must be 0 (off) or positive, got {self.match_k}")
 
 
 @RULES.register("vnc", VNCSettings, help="vanilla noise correlation (node perturbation)")

@@ -13,9 +13,7 @@ import resource
 
 import torch
 
-from .._registry import apply_overrides
-from ..cli import entry, out_dir, parser, print_config, subcommands
-from ..config import parse_sets
+from ..cli import apply_sets, entry, out_dir, parser, print_config, subcommands
 from . import CostConfig, EpochConfig, SpeedConfig, cost, epoch, speed
 
 
@@ -29,25 +27,40 @@ def main(argv=None) -> int:
         "cost": (CostConfig, cost, "noise-rule step time against its forward passes and BP"),
     }
     for name, (config, _, help_text) in jobs.items():
-        keys = [f.name for f in dataclasses.fields(config) if f.name not in ("data_root", "out")]
+        keys = [
+            f.name
+            for f in dataclasses.fields(config)
+            if f.name not in ("data_root", "out", "progress")
+        ]
         parser(
             "",
             help_text,
             parent=sub,
             name=name,
-            quiet=False,
+            quiet=name == "epoch",
             sets=f"setting: {', '.join(keys)}",
             data_root=name != "cost",
-            out="folder that keeps the trained run" if name == "epoch" else None,
+            out="folder that keeps the run (checkpoint.pt, metrics.jsonl)"
+            if name == "epoch"
+            else None,
         )
     args = p.parse_args(argv)
     config, job, _ = jobs[args.command]
     fields = {f.name for f in dataclasses.fields(config)}
-    given = {"data_root": getattr(args, "data_root", None), "out": getattr(args, "out", None)}
+    given = {
+        "data_root": getattr(args, "data_root", None),
+        "out": getattr(args, "out", None),
+        "progress": not getattr(args, "quiet", False),
+    }
     base = config(**{k: v for k, v in given.items() if k in fields})
     if getattr(args, "out", None):
         out_dir(args.out, "the trained run")
-    cfg = apply_overrides(base, parse_sets(args.sets), f"{args.command} setting")
+    cfg = apply_sets(
+        base,
+        args.sets,
+        f"{args.command} setting",
+        {"out": "--out", "data_root": "--data-root", "progress": "--quiet"},
+    )
     if args.print_config:
         return print_config(cfg)
     print(f"{args.command}: {torch.get_num_threads()} threads")

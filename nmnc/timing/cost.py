@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from ..engine.perturb import frozen_norm
+from ..engine.taps import activities
 from ..models import build_model
 from ..rules import build_rule
 
@@ -47,7 +48,7 @@ def cost(cfg: CostConfig) -> pd.DataFrame:
 
     def forwards():
         with torch.no_grad(), frozen_norm(model):
-            acts, _ = model.walk(x)
+            acts = activities(model, x, batch=len(x))
             for name, a in acts.items():
                 copies = a.unsqueeze(0).expand(2 * P, *a.shape).reshape(-1, *a.shape[1:])
                 for chunk in copies.split(4096):

@@ -40,6 +40,7 @@ class EpochConfig:
     model: str = "cnn"
     data_root: str | None = None
     out: str | None = None  # run folder to keep (default: a temporary one)
+    progress: bool = True
 
 
 def loader_speed(data_root, batch_size: int, batches: int) -> dict:
@@ -146,7 +147,7 @@ def epoch(cfg: EpochConfig) -> pd.DataFrame:
             ckpt_every=10**9,
         )
         t = time.perf_counter()
-        r = Run(tc).train()
+        r = Run(tc, progress=cfg.progress).train()
     return pd.DataFrame(
         [
             {

@@ -452,4 +452,5 @@ def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             c["elapsed"],
         )
     print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
-    return resume(out, progress, data_root=cfg.data_root)
+    runtime = {k: getattr(cfg, k) for k in RUNTIME_KEYS if k != "out"}  # these may change on resume
+    return resume(out, progress, **runtime)
