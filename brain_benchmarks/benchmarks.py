@@ -325,10 +325,7 @@ def builtin(info: BenchmarkInfo, settings: type, help: str) -> Callable:
 )
 def monkey_it(info: BenchmarkInfo, root: Root, download: bool, s: RSASettings) -> RSABenchmark:
     """The 92 images against the monkey IT RDM."""
-    from .datasets import kriegeskorte2008
-
-    d = kriegeskorte2008(root, download, info.id)
-    return RSABenchmark(info, d["stimuli"], d["monkey"], s.method, s.n_boot)
+    return _kriegeskorte(info, root, download, s, "monkey")
 
 
 @builtin(
@@ -338,10 +335,14 @@ def monkey_it(info: BenchmarkInfo, root: Root, download: bool, s: RSASettings) -
 )
 def human_it(info: BenchmarkInfo, root: Root, download: bool, s: RSASettings) -> RSABenchmark:
     """The 92 images against the human IT (fMRI) RDM."""
+    return _kriegeskorte(info, root, download, s, "human")
+
+
+def _kriegeskorte(info: BenchmarkInfo, root: Root, download: bool, s: RSASettings, rdm: str):
     from .datasets import kriegeskorte2008
 
     d = kriegeskorte2008(root, download, info.id)
-    return RSABenchmark(info, d["stimuli"], d["human"], s.method, s.n_boot)
+    return RSABenchmark(info, d["stimuli"], d[rdm], s.method, s.n_boot)
 
 
 @builtin(

@@ -125,15 +125,22 @@ def _clean(v):
     return v
 
 
+def model_fields(model: ScoredModel) -> dict:
+    """The columns of a results row that name the model."""
+    return {
+        "model": model.id,
+        "architecture": model.arch,
+        "rule": model.rule,
+        "seed": model.seed,
+        "checkpoint_hash": model.hash,
+    }
+
+
 def result_row(model: ScoredModel, info: BenchmarkInfo, r: Row, seconds: float) -> ResultRow:
     """A benchmark's row as a row of the results table."""
     lo, hi = r.interval
     return ResultRow(
-        model=model.id,
-        architecture=model.arch,
-        rule=model.rule,
-        seed=model.seed,
-        checkpoint_hash=model.hash,
+        **model_fields(model),
         benchmark=r.benchmark,
         version=r.version,
         region=info.region,
@@ -190,11 +197,7 @@ def public_row(model: ScoredModel, info: BenchmarkInfo, t0: float) -> ResultRow:
     e = None if err is None else float(np.asarray(err).ravel()[0])
     raw = s.attrs.get("raw")
     return ResultRow(
-        model=model.id,
-        architecture=model.arch,
-        rule=model.rule,
-        seed=model.seed,
-        checkpoint_hash=model.hash,
+        **model_fields(model),
         benchmark=info.id,
         version=info.version,
         region=info.region,
