@@ -32,7 +32,7 @@ from nmnc.plots import save, setup
 from .results import read_results
 
 PROG = "python -m brain_benchmarks.report"
-RULE_ORDER = ["bp", "vnc", "nmnc", "init", "none"]
+RULE_ORDER = ["bp", "vnc", "nmnc", "readout", "init", "none"]
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,68 @@ def test_nmnc_training_resumes_exactly_with_manifold_state(tmp_path, data_root):
     a, b = ck.model_state, load_checkpoint(tmp_path / "b").model_state
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_perturbed_passes_run_in_fp32_under_bf16_autocast(cifar):
+    """NMNC's conv1 estimate under bf16 autocast matches the fp32 estimate from the same noise;
+    run through bf16, the same perturbed passes lose much of it (the artefact this prevents)."""
+    import torch.nn.functional as F
+
+    from nmnc.engine.perturb import correlate, frozen_norm, output_error
+
+    torch.manual_seed(0)
+    x, y = cifar.train.batch(torch.arange(32), False, None)
+    model = build_model("cnn").eval()
+    rule = build_rule("nmnc", model, P=16, k=8)
+    with torch.no_grad():
+        outs, logits = model.walk(x)
+        rule.observe({n: outs[n] for n in rule.layers})
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outs16, logits16 = model.walk(x)
+
+    def gen():
+        return torch.Generator().manual_seed(1)
+
+    g32 = rule.estimate({n: outs[n] for n in rule.layers}, output_error(logits, y), y, gen())
+    e16 = output_error(logits16, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g16 = rule.estimate({n: outs16[n] for n in rule.layers}, e16, y, gen())
+        h = outs16["conv1"]
+        xi, var = rule.noise("conv1", h.float(), gen())
+        with frozen_norm(model):  # the same passes left under bf16
+            lossy = correlate(
+                lambda z: model.forward_from("conv1", z), h, xi.to(h.dtype), var, e16, y
+            )
+    cos = {n: F.cosine_similarity(g32[n].flatten(), g16[n].flatten(), dim=0).item() for n in g32}
+    assert all(g.dtype == torch.float32 for g in g16.values())
+    assert min(cos.values()) >= 0.99, cos
+    lossy_cos = F.cosine_similarity(g32["conv1"].flatten(), lossy.float().flatten(), dim=0).item()
+    assert lossy_cos < 0.95, lossy_cos
+
+
+def test_readout_control_trains_only_the_readout(tmp_path, data_root):
+    """The read-out-only rule leaves every hidden parameter exactly at initialisation (weight decay
+    and momentum included) and trains the read-out."""
+    from nmnc.config import TrainConfig, build_config
+    from nmnc.training import Run
+
+    sets = {
+        "width": 0.25,
+        "steps": 6,
+        "train_examples": 192,
+        "batch_size": 32,
+        "eval_every": 6,
+        "eval_examples": 100,
+    }
+    run = Run(
+        build_config(TrainConfig(rule="readout", out=str(tmp_path / "r")), sets), progress=False
+    )
+    init = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.train()
+    after = run.model.state_dict()
+    readout = run.model.stage_names[-1]
+    for k, v in after.items():
+        if k.startswith(readout + "."):
+            assert not torch.equal(v, init[k]), k
+        else:
+            assert torch.equal(v, init[k]), k

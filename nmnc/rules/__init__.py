@@ -56,6 +56,6 @@ def build_rule(name: str, model, settings=None, **overrides) -> Rule:
     return rule
 
 
-from . import bp, nmnc, vnc  # noqa: E402,F401  (registration)
+from . import bp, nmnc, readout, vnc  # noqa: E402,F401  (registration)
 
 __all__ = ["RULES", "Rule", "StepResult", "build_rule"]

@@ -70,22 +70,18 @@ class NoiseRule(Rule):
     def estimate(self, acts: dict, e: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict:
         """Estimated activity gradients g_hat_l (B, *shape) for every perturbed layer."""
         s, model = self.settings, self.model
-        with frozen_norm(model):
-            with torch.autocast(
-                e.device.type, enabled=False
-            ):  # noise and subspaces in full precision
-                draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
+        # Perturbed passes run in fp32 whatever the clean pass's autocast: a perturbation smaller
+        # than half a bf16 step of its activity would vanish (NMNC's per-unit noise in conv1 is
+        # about sigma * sqrt(k / n), far below bf16's resolution of typical activities).
+        acts = {name: h.float() for name, h in acts.items()}
+        e = e.float()
+        with frozen_norm(model), torch.autocast(e.device.type, enabled=False):
+            draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
+            xis = {n: d[0] for n, d in draws.items()}
             if s.mode == "all":
+                variances = {n: d[1] for n, d in draws.items()}
                 return correlate_all(
-                    model,
-                    self.layers,
-                    acts,
-                    {n: d[0] for n, d in draws.items()},
-                    {n: d[1] for n, d in draws.items()},
-                    e,
-                    y,
-                    s.antithetic,
-                    s.form,
+                    model, self.layers, acts, xis, variances, e, y, s.antithetic, s.form
                 )
             return {
                 name: correlate(
