@@ -28,11 +28,14 @@ from ..data import load_dataset
 from ..engine.manifold import ManifoldEstimator
 from ..engine.perturb import correlate, output_error
 from ..engine.taps import activities
-from ..errors import NmncError
+from ..errors import NmncError, UnknownNameError
 from ..io import atomic_write_text
 from ..rules import Rule, build_rule
 
 CHUNK = 256  # manifold images per forward pass (memory bound only)
+
+
+AUTOCAST = ("none", "bf16")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class GradientConfig:
     manifold_images: int = 1024  # training images the NMNC manifold is fitted on
     sigma: float | None = None  # noise std (activity units); None = the rules' own default
     centered: bool = True  # manifold from the centred covariance (False: uncentred second moment)
+    autocast: str = "none"  # 'bf16': also run the clean pass under bf16 autocast -> cos_fp32
     progress: bool = True
 
     def __post_init__(self):
@@ -62,6 +66,8 @@ class GradientConfig:
         for key in ("batch_size", "manifold_images"):
             if getattr(self, key) < 1:
                 raise NmncError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.autocast not in AUTOCAST:
+            raise UnknownNameError("autocast", self.autocast, AUTOCAST)
         if self.sigma is not None and not self.sigma > 0:
             raise NmncError(
                 f"sigma must be positive (or None for the rules' default), got {self.sigma}"
@@ -72,7 +78,9 @@ def gradient_quality(cfg: GradientConfig) -> pd.DataFrame:
     """One row per (state, rule, layer, k, P): the trained checkpoint and its architecture at init.
 
     Columns: state, rule, layer, n, k, P, alpha, chance, cos_activity, cos_weight,
-    rms_cos_theory, vnc_P_equivalent. Written to ``<cfg.out>/gradient.csv`` when ``out`` is set.
+    rms_cos_theory, vnc_P_equivalent; with ``autocast='bf16'`` also cos_fp32, the cosine of the
+    estimate made as the rules make it when the clean pass runs under bf16 (perturbed passes in
+    fp32) with the fp32 estimate from the same noise. Written to ``<cfg.out>/gradient.csv``.
     """
     ckpt = load_checkpoint(cfg.checkpoint)
     data = load_dataset(ckpt.dataset, cfg.data_root, input_size=ckpt.input_size)
@@ -138,6 +146,11 @@ def quality_rows(
     with torch.no_grad():
         logits = model.stage(model.stage_names[-1])(acts[model.hidden_layers[-1]])
     e = output_error(logits, y)  # (B, n_o) output error
+    low = None  # the clean pass under bf16 autocast: each layer's activity and the output error
+    if cfg.autocast == "bf16":
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16):
+            acts16, logits16 = model.walk(x)
+        low = {"acts": acts16, "e": output_error(logits16, y)}
     manifold_acts = activity(model, xm)[1]
     nmnc = {k: nmnc_rule(model, manifold_acts, k, cfg) for k in cfg.k}
     del manifold_acts
@@ -150,7 +163,7 @@ def quality_rows(
             rule, manifold = _vnc_rule(model, P, cfg), None
         else:
             rule, manifold = _drawing(nmnc[k], P), nmnc[k].manifolds[name]
-        row = _row(model, rule, manifold, name, ins[name], acts[name], e, y, gen)
+        row = _row(model, rule, manifold, name, ins[name], acts[name], e, y, gen, low)
         rows.append({"state": state, **row})
     return rows
 
@@ -165,6 +178,7 @@ def _row(
     e: torch.Tensor,
     y: torch.Tensor,
     gen: torch.Generator,
+    low: dict | None = None,
 ) -> dict:
     """Estimate layer ``name``'s activity gradient with ``rule``'s noise and score it."""
     P, n = rule.settings.P, math.prod(h.shape[1:])
@@ -172,6 +186,14 @@ def _row(
     true = _activity_grad(model, name, h, y)
     xi, var = rule.noise(name, h, gen)  # (P, B, *shape) perturbations, per-direction variance
     est = correlate(lambda z: model.forward_from(name, z), h, xi, var, e)
+    extra = {}
+    if low is not None:  # as the rules do under autocast: bf16 clean pass, fp32 perturbed passes
+        with torch.autocast(h.device.type, enabled=False):
+            h16, e16 = low["acts"][name].float(), low["e"].float()
+            est16 = correlate(lambda z: model.forward_from(name, z), h16, xi, var, e16)
+        extra["cos_fp32"] = (
+            F.cosine_similarity(est16.flatten(1), est.flatten(1), dim=1).mean().item()
+        )
     alpha = 1.0 if manifold is None else _on_manifold(manifold.project(true), true)
     cos_a = F.cosine_similarity(est.flatten(1), true.flatten(1), dim=1).mean().item()
     w_est, w_true = _weight_grad(model, name, inp, est), _weight_grad(model, name, inp, true)
@@ -192,6 +214,7 @@ def _row(
         "cos_weight": cos_w,
         "rms_cos_theory": theory,
         "vnc_P_equivalent": vnc_P,
+        **extra,
     }
 
 
