@@ -158,6 +158,11 @@ class Checkpoint:
         return next((m["test_acc"] for m in reversed(self.metrics) if "test_acc" in m), None)
 
     @property
+    def val_acc(self) -> float | None:
+        """Validation accuracy at the last evaluation, if the run held out a validation split."""
+        return next((m["val_acc"] for m in reversed(self.metrics) if "val_acc" in m), None)
+
+    @property
     def optimizer_state(self) -> dict:
         return self.payload["optimizer_state"]
 

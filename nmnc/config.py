@@ -30,6 +30,9 @@ class TrainConfig:
     data_root: str | None = None
     download: bool = False
     train_examples: int = 0  # 0 = the whole training split; else a seeded class-balanced subset
+    val_examples: int = (
+        0  # >0: a class-balanced validation split held out of training (same for all runs)
+    )
     steps: int = 0  # 0 = use epochs
     epochs: float = 1.0
     batch_size: int = 128
@@ -128,7 +131,7 @@ def check(cfg: TrainConfig) -> None:
     for key in ("batch_size", "ckpt_every", "eval_every"):
         if getattr(cfg, key) < 1:
             raise NmncError(f"{key} must be at least 1, got {getattr(cfg, key)}")
-    for key in ("steps", "train_examples", "eval_examples"):
+    for key in ("steps", "train_examples", "eval_examples", "val_examples"):
         if getattr(cfg, key) < 0:
             raise NmncError(f"{key} must be 0 (the default) or positive, got {getattr(cfg, key)}")
     if cfg.epochs <= 0:

@@ -212,3 +212,38 @@ def test_truncated_and_foreign_checkpoints(tmp_path, data_root):
         load_checkpoint(tmp_path / "nothing")
     assert cli("--resume", str(tmp_path / "nothing")) == 2
     assert cli("--out", str(out), "--quiet") == 2  # an existing run is not overwritten
+
+
+def test_validation_split_is_held_out_and_shared_by_every_run(tmp_path, data_root):
+    """val_examples carves one class-balanced validation split out of the training data, the same
+    for every seed; the training subset never overlaps it; evaluations report val_acc."""
+    from nmnc.config import TrainConfig, build_config
+    from nmnc.training import Run
+
+    def run(seed, **sets):
+        sets = {
+            "width": 0.25,
+            "steps": 2,
+            "batch_size": 32,
+            "eval_every": 2,
+            "eval_examples": 100,
+            **sets,
+        }
+        return Run(
+            build_config(TrainConfig(out=str(tmp_path / f"s{seed}"), seed=seed), sets),
+            progress=False,
+        )
+
+    a, b = (
+        run(0, val_examples=500, train_examples=1000),
+        run(1, val_examples=500, train_examples=1000),
+    )
+    assert torch.equal(a.val_idx, b.val_idx) and len(a.val_idx) == 500
+    assert torch.bincount(a.data.train.labels[a.val_idx]).tolist() == [50] * 10
+    for r in (a, b):
+        assert len(r.train_idx) == 1000 and not set(r.train_idx.tolist()) & set(r.val_idx.tolist())
+    assert not torch.equal(a.train_idx, b.train_idx)
+    result = a.train()
+    assert result.val_acc is not None and "val_acc" in a.metrics[-1] and "test_acc" in a.metrics[-1]
+    plain = run(2, train_examples=1000)  # without a validation split nothing changes
+    assert len(plain.val_idx) == 0 and "val_acc" not in plain.evaluate()

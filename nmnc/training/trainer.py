@@ -34,6 +34,7 @@ class TrainResult:
     perturbations: int
     test_acc: float | None
     train_seconds: float
+    val_acc: float | None = None  # on the held-out validation split, when the run has one
 
     @property
     def checkpoint(self) -> Path:
@@ -58,6 +59,37 @@ def pick_device(name: str) -> torch.device:
             "use --set device=cpu or auto"
         )
     return torch.device(name)
+
+
+VAL_SEED = 20_260_101  # one validation split for every run and seed: comparisons stay paired
+
+
+def split_indices(labels: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation, training) indices into the training split.
+
+    With ``val_examples`` a seeded class-balanced validation split is carved out first, the same
+    for every run; the training subset (``train_examples``, seeded by the run's seed) is drawn
+    from the rest, so a run never trains on its validation images.
+    """
+    n = len(labels)
+    if cfg.val_examples + cfg.train_examples > n:
+        raise NmncError(
+            f"train_examples {cfg.train_examples} and val_examples {cfg.val_examples} exceed "
+            f"the {n} training images of {cfg.dataset}"
+        )
+    if cfg.val_examples == 0:
+        if 0 < cfg.train_examples < n:
+            return torch.zeros(0, dtype=torch.long), balanced_subset(
+                labels, cfg.train_examples, cfg.seed
+            )
+        return torch.zeros(0, dtype=torch.long), torch.arange(n)
+    val = balanced_subset(labels, cfg.val_examples, VAL_SEED)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val] = False
+    pool = torch.nonzero(keep).flatten()
+    if cfg.train_examples == 0:
+        return val, pool
+    return val, pool[balanced_subset(labels[pool], cfg.train_examples, cfg.seed)]
 
 
 class Run:
@@ -96,17 +128,7 @@ class Run:
         else:
             self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-        n_train = len(self.data.train)
-        self.train_idx = (
-            balanced_subset(self.data.train.labels, cfg.train_examples, cfg.seed)
-            if 0 < cfg.train_examples < n_train
-            else torch.arange(n_train)
-        )
-        if cfg.train_examples > n_train:
-            raise NmncError(
-                f"--train-examples {cfg.train_examples} exceeds the {n_train} "
-                f"training images of {cfg.dataset}"
-            )
+        self.val_idx, self.train_idx = split_indices(self.data.train.labels, cfg)
         self.steps_per_epoch = len(self.train_idx) // cfg.batch_size
         if self.steps_per_epoch < 1:
             raise NmncError(
@@ -253,7 +275,8 @@ class Run:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        self.model.eval()
+        """Test accuracy and loss (on ``eval_examples`` test images), and validation ones when the
+        run holds out a validation split."""
         test = self.data.test
         n = len(test)
         idx = (
@@ -261,15 +284,23 @@ class Run:
             if 0 < self.cfg.eval_examples < n
             else torch.arange(n)
         )
+        out = self._accuracy(test, idx, "test")
+        if len(self.val_idx):
+            out.update(self._accuracy(self.data.train, self.val_idx, "val"))
+        return out
+
+    @torch.no_grad()
+    def _accuracy(self, split, idx: torch.Tensor, prefix: str) -> dict:
+        self.model.eval()
         correct, total_loss = 0, 0.0
         batches = [(i, idx[i : i + 500]) for i in range(0, len(idx), 500)]
-        for x, y in test.loader(batches, False, 0, self.device, num_workers=self.cfg.num_workers):
+        for x, y in split.loader(batches, False, 0, self.device, num_workers=self.cfg.num_workers):
             with self.autocast():
                 logits = self.model(x).float()
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
         self.model.train()
-        return {"test_acc": correct / len(idx), "test_loss": total_loss / len(idx)}
+        return {f"{prefix}_acc": correct / len(idx), f"{prefix}_loss": total_loss / len(idx)}
 
     def summary(self) -> TrainResult:
         evals = [m for m in self.metrics if "test_acc" in m]
@@ -281,6 +312,7 @@ class Run:
             self.perturbations,
             evals[-1]["test_acc"] if evals else None,
             self.elapsed,
+            evals[-1].get("val_acc") if evals else None,
         )
 
     # ---- checkpoints ------------------------------------------------------------------------
@@ -294,6 +326,7 @@ class Run:
             "dataset": cfg.dataset,
             "source": d.source,
             "train_examples": len(self.train_idx),
+            "val_examples": len(self.val_idx),
             "subset_seed": cfg.seed if len(self.train_idx) < len(d.train) else None,
             "classes": list(d.classes),
             "mean": list(d.mean),
