@@ -28,6 +28,14 @@ V4_ONE_SESSION = {
 }  # 640 images: V4 scoring in seconds
 
 
+def tiny_run(run) -> None:
+    """A 2-step BP cnn (width 0.25) trained into ``run``."""
+    from nmnc.train import main as train_main
+
+    args = ["--out", str(run), "--train-examples", "320", "--batch-size", "32", "--steps", "2"]
+    assert run_cli(train_main, [*args, "--quiet", "--set", "width=0.25"]) == 0
+
+
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """An empty zoo and activation cache, so no test reads or builds models elsewhere."""
@@ -289,33 +297,12 @@ def test_concurrent_scorers_lose_no_rows(tmp_path):
 def test_extraction_cache_follows_weights(tmp_path, monkeypatch, data_root):
     import torch
 
-    from nmnc.errors import run_cli as rc
-    from nmnc.train import main as train_main
-
     monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
     stim = from_arrays(
         "s", (np.random.default_rng(0).random((6, 40, 40, 3)) * 255).astype(np.uint8)
     )
     run = tmp_path / "run"
-    assert (
-        rc(
-            train_main,
-            [
-                "--out",
-                str(run),
-                "--train-examples",
-                "320",
-                "--batch-size",
-                "32",
-                "--steps",
-                "2",
-                "--quiet",
-                "--set",
-                "width=0.25",
-            ],
-        )
-        == 0
-    )
+    tiny_run(run)
     m1 = resolve_model(str(run))
     f1 = np.array(extract(m1, stim, progress=False)["conv2"])
     # train further: new weights, new hash, fresh activations
@@ -337,29 +324,10 @@ def test_extraction_cache_follows_weights(tmp_path, monkeypatch, data_root):
 
 
 def test_score_cli_end_to_end_on_tiny_checkpoint(isolated, data_root, capsys):
-    from nmnc.train import main as train_main
 
     tmp_path = isolated
     run = tmp_path / "run"
-    assert (
-        run_cli(
-            train_main,
-            [
-                "--out",
-                str(run),
-                "--train-examples",
-                "320",
-                "--batch-size",
-                "32",
-                "--steps",
-                "2",
-                "--quiet",
-                "--set",
-                "width=0.25",
-            ],
-        )
-        == 0
-    )
+    tiny_run(run)
     capsys.readouterr()  # drop the training summary
     out = tmp_path / "scores"
     code = run_cli(
