@@ -60,6 +60,8 @@ class Row:
     ceiling: float | None
     n_stimuli: int
     extra: dict = field(default_factory=dict)
+    # the committed row's per-stimulus material (see brain_benchmarks.artefacts); not a column
+    material: dict | None = field(default=None, repr=False, compare=False)
 
     def _ceiled(self, v: float) -> float:
         return v / self.ceiling if self.ceiling else v
@@ -131,6 +133,12 @@ class Benchmark(ABC):
         extra = {**committed.extra, "selected_on": selected_on}
         return rows + [dataclasses.replace(committed, committed=True, extra=extra)]
 
+    def committed_material(self, features: dict[str, dict[str, np.ndarray]], layer: str) -> dict:
+        """The per-stimulus material of ``layer`` committed (scored again on the held-out half
+        only): how an artefact missing for an already-scored row is recovered."""
+        data = self.by_layer(features)
+        return self.measure(data[layer], layer, TEST).material
+
     @property
     @abstractmethod
     def n_stimuli(self) -> int:
@@ -180,8 +188,19 @@ class RSABenchmark(Benchmark):
         lo, hi = rsa.bootstrap(m, b, self.method, self.n_boot)
         nc = self._ceiling(half)
         extra = {"method": self.method, **({"ceiling_low": nc[0]} if nc else {})}
+        ceiling = nc[1] if nc else None
+        material = None
+        if half == TEST:  # what the report resamples: both RDMs on the held-out stimuli
+            material = {
+                "kind": "rsa",
+                "method": self.method,
+                "ceiling": np.nan if ceiling is None else ceiling,
+                "stimuli": idx,
+                "model_rdm": m,
+                "brain_rdm": b.mean(0) if b.ndim == 3 else b,
+            }
         return Row(
-            self.id, self.version, layer, False, raw, lo, hi, nc[1] if nc else None, len(idx), extra
+            self.id, self.version, layer, False, raw, lo, hi, ceiling, len(idx), extra, material
         )
 
     def selection_score(self, model_rdm, layer) -> float:
@@ -249,21 +268,30 @@ class NeuralBenchmark(Benchmark):
         layers = list(next(iter(features.values())))
         return {layer: {s: features[s][layer] for s in features} for layer in layers}
 
-    def _pooled(self, feats: dict, half: int | None) -> tuple[np.ndarray, int]:
-        """Per-neuron predictivity pooled over sessions, and the number of stimuli it used."""
+    def _pooled(self, feats: dict, half: int | None, keep: bool = False) -> tuple:
+        """Per-neuron predictivity pooled over sessions, the number of stimuli it used, and with
+        ``keep`` each session's held-out predictions (name, stimuli, splits)."""
+        from .artefacts import pls_heldout
         from .brainscore_adapter import pls_per_neuron
 
-        per_neuron, n = [], 0
+        per_neuron, n, kept = [], 0, []
         for s in self.sessions:
             X, Y = np.asarray(feats[s["session"]]), s["responses"]
             idx = pick(len(Y), half)
             ids = [s["stimuli"].ids[i] for i in idx]
-            per_neuron.append(pls_per_neuron(X[idx], Y[idx], ids, splits=self.splits))
+            if keep:
+                r, splits = pls_heldout(X[idx], Y[idx], ids, self.splits)
+                kept.append((s["session"], len(idx), splits))
+            else:
+                r = pls_per_neuron(X[idx], Y[idx], ids, splits=self.splits)
+            per_neuron.append(r)
             n += len(idx)
-        return np.concatenate(per_neuron), n
+        return np.concatenate(per_neuron), n, kept
 
     def measure(self, feats, layer, half) -> Row:
-        r, n = self._pooled(feats, half)
+        from .artefacts import neural_material
+
+        r, n, kept = self._pooled(feats, half, keep=half == TEST)
         rng = np.random.default_rng(0)
         boots = [np.nanmedian(rng.choice(r, len(r))) for _ in range(1000)]  # bootstrap over neurons
         lo, hi = np.percentile(boots, [2.5, 97.5])
@@ -284,6 +312,7 @@ class NeuralBenchmark(Benchmark):
             self.ceiling(),
             n,
             extra,
+            neural_material(kept, self.ceiling()) if kept else None,
         )
 
     def selection_score(self, feats, layer) -> float:

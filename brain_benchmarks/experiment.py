@@ -33,6 +33,8 @@ class TrainPlan:
     seeds: tuple[int, ...] = (0,)
     run: dict = field(default_factory=dict)  # settings on top of the recipe for every run
     grid: dict = field(default_factory=dict)  # setting -> list of values; a run per combination
+    # step sizes chosen on the validation split (see protocol.py): readout_lr and/or lr -> values
+    select: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Experiment:
 
     name: str = "default"
     title: str = "nmnc comparison report"
+    note: str = ""  # shown in the report: what the budget is and what cutting it costs
     train: TrainPlan = field(default_factory=TrainPlan)
     score: ScorePlan = field(default_factory=ScorePlan)
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
@@ -83,29 +86,17 @@ class Experiment:
         return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
     def run_configs(self, runs_dir: str | Path, data_root: str | None = None) -> list[TrainConfig]:
-        """Every run of the grid (seeds, then grid points, then rules), validated.
+        """Every run the experiment may train, validated: the step-size candidates of the
+        selection stages, then the final runs (seeds, then grid points, then rules) at the
+        recipe's step sizes (the protocol replaces those by the chosen ones).
 
         A ``run`` or grid setting a rule does not have (``P`` for ``bp``) is left out of that
         rule's runs, and the runs it would duplicate are trained once.
         """
-        recipe = get_recipe(self.train.recipe)
-        root = Path(runs_dir) / self.name
-        configs, seen = [], set()
-        for seed in self.train.seeds:
-            for point in self.grid_points():
-                for rule in self.train.rules:
-                    own = {k: v for k, v in point.items() if _accepts(recipe.model, rule, k)}
-                    tag = "".join(f"_{k}{v}" for k, v in own.items())
-                    name = f"{rule}_{recipe.model}{tag}_s{seed}"
-                    if name in seen:
-                        continue
-                    seen.add(name)
-                    run = {
-                        k: v for k, v in self.train.run.items() if _accepts(recipe.model, rule, k)
-                    }
-                    extra = {**run, **own}
-                    configs.append(recipe.config(rule, root / name, seed, data_root, extra))
-        return configs
+        from .protocol import Protocol
+
+        protocol = Protocol(self, runs_dir, data_root)
+        return [p.config for p in protocol.candidates() + protocol.finals({})]
 
 
 def _accepts(model: str, rule: str, key: str) -> bool:
@@ -132,19 +123,19 @@ def _section(cls, body, where: str):
         plan = apply_overrides(cls(), body, "key")
     except NmncError as err:
         raise NmncError(f"{where}: {err}") from None
-    if cls is TrainPlan:  # grid values given on the command line arrive as "2,4"
-        grid = {k: v.split(",") if isinstance(v, str) else v for k, v in plan.grid.items()}
-        plan = dataclasses.replace(plan, grid=grid)
+    if cls is TrainPlan:  # grid and select values given on the command line arrive as "2,4"
+        split = lambda d: {k: v.split(",") if isinstance(v, str) else v for k, v in d.items()}  # noqa: E731
+        plan = dataclasses.replace(plan, grid=split(plan.grid), select=split(plan.select))
     return plan
 
 
 def from_dict(data: dict, where: str = "experiment") -> Experiment:
     """An experiment from parsed TOML, validated before any work (see :func:`check`)."""
     top = {k: v for k, v in data.items() if k not in SECTIONS}
-    unknown = set(top) - {"name", "title"}
+    unknown = set(top) - {"name", "title", "note"}
     if unknown:
         raise UnknownNameError(
-            f"top-level key in {where}", sorted(unknown)[0], ["name", "title", *SECTIONS]
+            f"top-level key in {where}", sorted(unknown)[0], ["name", "title", "note", *SECTIONS]
         )
     parts = {
         name: _section(cls, data.get(name, {}), f"{where} [{name}]")
@@ -153,6 +144,7 @@ def from_dict(data: dict, where: str = "experiment") -> Experiment:
     exp = Experiment(
         name=str(top.get("name", "custom")),
         title=str(top.get("title", "nmnc comparison report")),
+        note=str(top.get("note", "")).strip(),
         **parts,
     )
     check(exp, where)
@@ -203,7 +195,22 @@ def check(exp: Experiment, where: str = "experiment") -> None:
             raise NmncError(
                 f"{where} [train] grid.{key}: no rule of this experiment has the setting '{key}'"
             )
-    _in(where, "train", "run/grid", exp.run_configs, "unused")
+    from .protocol import SELECTABLE
+
+    for key, values in t.select.items():
+        if key not in SELECTABLE:
+            raise UnknownNameError(f"setting in {where} [train] select", key, SELECTABLE)
+        if not isinstance(values, (list, tuple)) or not values:
+            raise NmncError(
+                f"{where} [train] select.{key}: give a non-empty list of values, "
+                f"e.g. {key} = [0.01, 0.05]"
+            )
+    configs = _in(where, "train", "run/grid/select", exp.run_configs, "unused")
+    if t.select and not all(c.val_examples > 0 for c in configs):
+        raise NmncError(
+            f"{where} [train] select: choosing step sizes needs a validation split; add "
+            "val_examples to [train] run (e.g. val_examples = 1000)"
+        )
     scoring = ScoreConfig(models=s.baselines or ("pixels",), benchmarks=s.benchmarks)
     _in(where, "score", "baselines/benchmarks", check_scoring, scoring)
     for session in s.v4_sessions:
@@ -220,14 +227,13 @@ def check(exp: Experiment, where: str = "experiment") -> None:
         where,
         "analysis",
         "gradient_*",
-        GradientConfig,
-        "unused",
-        None,
-        None,
-        a.gradient_P,
-        a.gradient_k,
-        a.gradient_batch,
-        a.manifold_images,
+        lambda: GradientConfig(
+            "unused",
+            P=a.gradient_P,
+            k=a.gradient_k,
+            batch_size=a.gradient_batch,
+            manifold_images=a.manifold_images,
+        ),
     )
     _in(
         where,

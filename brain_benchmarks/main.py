@@ -65,28 +65,32 @@ def run_experiment(cfg: MainConfig) -> Path:
         gradient_quality,
         width_sweep,
     )
-    from nmnc.training import train_or_resume
+    from nmnc.checkpoint import load_checkpoint
     from nmnc.training.trainer import check_run_folder
 
+    from .protocol import Protocol
     from .report import ReportConfig, build_report
     from .score import ScoreConfig, score
 
     exp, t0 = cfg.experiment, time.perf_counter()
     root = Path(cfg.work_dir) / exp.name
     report_dir = Path(cfg.out) / exp.name
-    configs = exp.run_configs(cfg.work_dir, cfg.data_root)
-    for c in configs:  # a run folder holding other settings stops the job before any work
-        check_run_folder(c)
+    protocol = Protocol(exp, cfg.work_dir, cfg.data_root)
+    for p in protocol.candidates():  # a folder holding other settings stops the job before work
+        check_run_folder(p.config)
 
     t = exp.train
+    picks = f"; step sizes chosen on validation: {t.select}" if t.select else ""
     stage(
-        f"1/4 training {len(configs)} runs of recipe {t.recipe} ({', '.join(t.rules)}; "
-        f"seeds {', '.join(map(str, t.seeds))}{'; grid ' + str(t.grid) if t.grid else ''})"
+        f"1/4 training recipe {t.recipe} ({', '.join(t.rules)}; seeds "
+        f"{', '.join(map(str, t.seeds))}{'; grid ' + str(t.grid) if t.grid else ''}{picks})"
     )
-    runs = [train_or_resume(c, cfg.progress).run_dir for c in configs]
+    runs, selection = protocol.run(cfg.progress)
+    if len(selection):
+        atomic_write_text(report_dir / "selection.csv", selection.to_csv(index=False))
     first = {}  # rule -> its first run (first seed, first grid point): what the analyses use
-    for c, run in zip(configs, runs):
-        first.setdefault(c.rule, str(run))
+    for run in runs:
+        first.setdefault(load_checkpoint(run / "checkpoint.pt").rule, str(run))
 
     stage("2/4 scoring against primate data")
     sessions = exp.score.v4_sessions
@@ -149,6 +153,7 @@ def run_experiment(cfg: MainConfig) -> Path:
             str(report_dir),
             cfg.data_root,
             exp.title,
+            notes=(exp.note,) if exp.note else (),
         )
     )
     minutes = (time.perf_counter() - t0) / 60

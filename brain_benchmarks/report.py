@@ -3,9 +3,12 @@
     python -m brain_benchmarks.report --results reports/default [--runs DIR ...]
         [--analyses DIR ...] --out DIR
 
-Writes DIR/index.html (opens from disk; figures embedded), DIR/report.md, DIR/summary.csv and the
-figures as PNG and SVG. Every number comes from the results table, the run logs or the analysis
-tables; nothing is typed by hand. ``--results`` takes the CSV or the folder holding results.csv
+Writes DIR/index.html (opens from disk; figures embedded), DIR/report.md, DIR/summary.csv (mean
+over seeds with an interval of the seed mean, n_seeds), DIR/differences.csv (paired differences
+NMNC - VNC, NMNC - BP and each rule - read-out-only, with intervals and a sentence each) and the
+figures as PNG and SVG. Every number comes from the results table, the per-stimulus artefacts
+beside it, the run logs and checkpoints (test accuracy) or the analysis tables; nothing is typed by
+hand. ``--results`` takes the CSV or the folder holding results.csv
 (the ``--out`` folder of brain_benchmarks.score).
 """
 
@@ -14,7 +17,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -29,10 +31,22 @@ from nmnc.errors import NmncError
 from nmnc.io import atomic_write_text
 from nmnc.plots import save, setup
 
+from .accuracy import accuracy_rows, is_accuracy
+from .paired import (
+    T_SEEDS,
+    Paired,
+    committed_rows,
+    fig_differences,
+    group_interval,
+    label,
+    materials_for,
+    paired_statistics,
+    signed,
+)
 from .results import read_results
 
 PROG = "python -m brain_benchmarks.report"
-RULE_ORDER = ["bp", "vnc", "nmnc", "readout", "init", "none"]
+RULE_ORDER = ["bp", "vnc", "vnc-unmatched", "nmnc", "readout", "init", "none"]
 
 
 @dataclass(frozen=True)
@@ -45,19 +59,8 @@ class ReportConfig:
     out: str = ""  # required: the folder for index.html, report.md, summary.csv, figures
     data_root: str | None = None  # for the RDM heat maps (the 92-image data)
     title: str = "nmnc comparison report"
-
-
-def label(row: pd.Series) -> str:
-    """Group label: rule and architecture for trained models, the baseline name otherwise."""
-    if row["rule"] == "none":
-        return "pixels"
-    if row["rule"] == "init":
-        return f"random {row['architecture']}"
-    base = f"{row['rule']} {row['architecture']}"
-    # a grid point of an experiment (run folder <rule>_<arch>_<setting>_s<seed>) is its own group
-    pattern = rf"{re.escape(str(row['rule']))}_{re.escape(str(row['architecture']))}_(.+)_s\d+"
-    point = re.fullmatch(pattern, Path(str(row["model"])).name)
-    return f"{base} {point.group(1).replace('_', ' ')}" if point else base
+    n_boot: int = 1000  # resamples (seeds and stimuli) behind every interval of the paired stats
+    notes: tuple[str, ...] = ()  # paragraphs the experiment adds (its budget and what it costs)
 
 
 def region_of(benchmark: str) -> str:
@@ -72,21 +75,16 @@ def _first(values: pd.Series) -> str:
     return v.iloc[0] if len(v) else ""
 
 
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Committed-layer score per model group and benchmark: mean over seeds, spread, interval of
-    one seed."""
-    c = df[df.committed.astype(str).str.lower() == "true"].copy()
-    if c.empty:
-        raise NmncError(
-            "the results table has no committed-layer rows; "
-            "score models with brain_benchmarks.score"
-        )
-    c["group"] = c.apply(label, axis=1)
-    c = c.drop_duplicates(["model", "checkpoint_hash", "benchmark", "version"], keep="last")
+def summary_table(df: pd.DataFrame, intervals: dict | None = None) -> pd.DataFrame:
+    """Committed-layer score per model group and benchmark: mean over seeds, spread over seeds, and
+    a 95% interval of the seed mean (``intervals``: (group, benchmark) -> (lo, hi, method) from
+    the paired statistics; else a t-interval over seeds)."""
+    c = committed_rows(df)
     rows = []
     for (group, bench), g in c.groupby(["group", "benchmark"], sort=False):
         region = _first(g.region) if "region" in g else ""
         species = _first(g.species) if "species" in g else ""
+        lo, hi, method = (intervals or {}).get((group, bench)) or group_interval(g, {})
         rows.append(
             {
                 "model": group,
@@ -96,9 +94,10 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
                 "n_seeds": len(g),
                 "score": g.score.mean(),
                 "seed_sd": g.score.std(ddof=1) if len(g) > 1 else np.nan,
-                "ci_low": g.ci_low.mean(),
-                "ci_high": g.ci_high.mean(),
-                "layers": ",".join(sorted(set(g.layer))),
+                "ci_low": lo,
+                "ci_high": hi,
+                "ci_method": method,
+                "layers": ",".join(sorted(set(g.layer.astype(str)))),
             }
         )
     out = pd.DataFrame(rows)
@@ -133,7 +132,8 @@ def fig_regions(summary: pd.DataFrame, out: Path) -> list[Path]:
     sns = setup()
     import matplotlib.pyplot as plt
 
-    # benchmarks of the same species and region share a bar (their mean)
+    # benchmarks of the same species and region share a bar (their mean); accuracy has its own
+    summary = summary[~summary.benchmark.map(is_accuracy)]
     area = (summary.species.fillna("") + " " + summary.region).str.strip()
     d = (
         summary.assign(area=area)
@@ -350,7 +350,10 @@ STYLE = (
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f0f3f7}"
     "img{max-width:100%}figure{margin:1em 0}figcaption{color:#666;font-size:12px}"
 )
-CAPTION = "Score [95% interval] (n = seeds, sd = spread over seeds)."
+CAPTION = (
+    "Mean score over seeds [95% interval of the seed mean; how it is computed: summary.csv "
+    "ci_method] (n = seeds, sd = spread over seeds)."
+)
 
 
 def provenance(df: pd.DataFrame, runs: tuple[str, ...]) -> pd.DataFrame:
@@ -380,70 +383,150 @@ def write(out: Path, name: str, text: str) -> None:
     atomic_write_text(out / name, text)
 
 
-def markdown(
-    title: str,
-    origin: str,
-    table: pd.DataFrame,
-    learn_table: pd.DataFrame | None,
-    figures: list[Path],
-    prov: pd.DataFrame,
-) -> str:
-    """report.md: the summary table, training table, figure links and provenance."""
-    md = [
-        f"# {title}",
-        "",
-        origin,
-        "",
-        "## Summary: committed-layer scores",
-        "",
-        CAPTION,
-        "",
-        table.to_markdown(),
-        "",
-    ]
-    if learn_table is not None:
-        md += ["## Training", "", learn_table.to_markdown(index=False, floatfmt=".4f"), ""]
-    md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
-    md += ["", "## Provenance", "", prov.to_markdown(index=False), ""]
+@dataclass
+class Document:
+    """Everything report.md and index.html show."""
+
+    title: str
+    origin: str
+    table: pd.DataFrame  # the summary, model x benchmark
+    learn_table: pd.DataFrame | None
+    figures: list[Path]
+    prov: pd.DataFrame
+    paired: Paired
+    method: str  # how the intervals were computed, in words
+    selection: pd.DataFrame | None = None  # step sizes tried and chosen on the validation split
+    notes: tuple[str, ...] = ()
+
+
+SELECTION = (
+    "Step sizes chosen on the validation split (never the test split): the read-out step by the "
+    "read-out-only control, shared by every rule; then each rule's hidden-layer step at that "
+    "read-out step, at the first seed. The chosen run is that seed's final run."
+)
+
+
+def selection_table(path: Path) -> pd.DataFrame | None:
+    """The protocol's selection table (selection.csv in the report folder), as shown."""
+    if not path.exists():
+        return None
+    t = pd.read_csv(path)
+    t["selected"] = t["selected"].map({True: "chosen", False: ""})
+    return t[["rule", "grid", "setting", "value", "fixed", "val_acc", "selected"]]
+
+
+def differences_table(d: pd.DataFrame, names: dict) -> pd.DataFrame:
+    """The differences as shown: comparison, seeds, difference [interval], p, resolved."""
+    return pd.DataFrame(
+        {
+            "benchmark": d.benchmark,
+            "comparison": [f"{names.get(a, a)} \u2212 {names.get(b, b)}" for a, b in zip(d.a, d.b)],
+            "n_seeds": d.n_seeds,
+            "difference [95% interval]": [
+                f"{signed(r['diff'])} [{signed(r.ci_low)}, {signed(r.ci_high)}]"
+                if np.isfinite(r.ci_low)
+                else signed(r["diff"])
+                for _, r in d.iterrows()
+            ],
+            "p": d.p.map(lambda v: fmt(v)),
+            "resolved": d.resolved.map({True: "yes", False: "no"}),
+        }
+    )
+
+
+def method_text(n_boot: int) -> str:
+    """How the summary and difference intervals are computed (shown in the report)."""
+    return (
+        f"Intervals are 95% percentile intervals from {n_boot} resamples that draw seeds and "
+        "stimuli with replacement, the same draws for both rules of a comparison; runs are paired "
+        "by seed (same initialisation, batches and noise) and grouped by everything but the seed. "
+        "The stimuli are each benchmark's held-out half (RSA: model and brain RDMs subsampled with "
+        "rsatoolbox; V4: the cross-validated held-out predictions correlated again; accuracy: the "
+        "test images each run was evaluated on); the committed layer and the regression fits "
+        "stay fixed, and scores keep the results table's ceiling. The summary interval is an "
+        "interval of the seed mean, not a mean of intervals; where a run has no per-stimulus "
+        f"artefact it is a {T_SEEDS}. p is rsatoolbox's two-sided bootstrap test of the pair. "
+        "A difference is resolved at this budget when its interval excludes zero."
+    )
+
+
+def claims(p: Paired) -> list[str]:
+    """One plain sentence per difference, then the comparisons left out."""
+    return list(p.differences.claim) + p.notes
+
+
+def markdown(doc: Document) -> str:
+    """report.md: the summary table, paired differences, training table, figure links and
+    provenance."""
+    md = [f"# {doc.title}", "", doc.origin, "", "## Summary: committed-layer scores", "", CAPTION]
+    md += ["", doc.table.to_markdown(), "", "## Paired differences", ""]
+    md += [f"- {c}" for c in claims(doc.paired)] + [""]
+    if len(doc.paired.differences):
+        table = differences_table(doc.paired.differences, doc.paired.names)
+        md += [table.to_markdown(index=False), ""]
+    md += [doc.method, ""]
+    md += [note for n in doc.notes for note in (n, "")]
+    if doc.selection is not None:
+        md += ["## Step sizes", "", SELECTION, "", doc.selection.to_markdown(index=False), ""]
+    if doc.learn_table is not None:
+        md += ["## Training", "", doc.learn_table.to_markdown(index=False, floatfmt=".4f"), ""]
+    md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in doc.figures]
+    md += ["", "## Provenance", "", doc.prov.to_markdown(index=False), ""]
     return "\n".join(md)
 
 
-def page(
-    title: str,
-    origin: str,
-    table: pd.DataFrame,
-    learn_table: pd.DataFrame | None,
-    figures: list[Path],
-    prov: pd.DataFrame,
-) -> str:
+def page(doc: Document) -> str:
     """index.html: the same content with the figures embedded."""
-    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
+    title = html.escape(doc.title)
+    head = f"<meta charset='utf-8'><title>{title}</title><style>{STYLE}</style>"
     parts = [
         f"<!doctype html><html><head>{head}</head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{html.escape(origin)}</p>",
+        f"<h1>{title}</h1>",
+        f"<p>{html.escape(doc.origin)}</p>",
         "<h2>Summary: committed-layer scores</h2>",
         f"<p>{CAPTION}</p>",
-        table.to_html(table_id="summary", escape=True, na_rep=""),
+        doc.table.to_html(table_id="summary", escape=True, na_rep=""),
+        "<h2>Paired differences</h2>",
+        "<ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in claims(doc.paired)) + "</ul>",
     ]
-    if learn_table is not None:
-        training = learn_table.to_html(
+    if len(doc.paired.differences):
+        table = differences_table(doc.paired.differences, doc.paired.names)
+        parts.append(table.to_html(index=False, table_id="differences", na_rep=""))
+    parts.append(f"<p>{html.escape(doc.method)}</p>")
+    parts += [f"<p>{html.escape(n)}</p>" for n in doc.notes]
+    if doc.selection is not None:
+        parts += [
+            "<h2>Step sizes</h2>",
+            f"<p>{html.escape(SELECTION)}</p>",
+            doc.selection.to_html(index=False, table_id="selection", na_rep=""),
+        ]
+    if doc.learn_table is not None:
+        training = doc.learn_table.to_html(
             index=False, float_format=lambda v: f"{v:.4f}", table_id="training"
         )
         parts += ["<h2>Training</h2>", training]
-    parts += ["<h2>Figures</h2>"] + [img_tag(p) for p in figures]
+    parts += ["<h2>Figures</h2>"] + [img_tag(p) for p in doc.figures]
     parts += [
         "<h2>Provenance</h2>",
-        prov.to_html(index=False, table_id="provenance"),
+        doc.prov.to_html(index=False, table_id="provenance"),
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def trained_models(df: pd.DataFrame, runs: tuple[str, ...]) -> list[str]:
+    """Trained models of the results table (not baselines), then run folders not in it."""
+    trained = df[~df.rule.isin(["none", "init"])].model.astype(str)
+    scored = {str(Path(m)) for m in trained}
+    return list(dict.fromkeys(trained)) + [r for r in runs if str(Path(r)) not in scored]
 
 
 def build_report(cfg: ReportConfig) -> Path:
     """Write the report into ``cfg.out``; returns the path of index.html."""
     if not cfg.out:
         raise NmncError("the report needs an output folder: ReportConfig(out=DIR), or --out DIR")
+    if cfg.n_boot < 100:
+        raise NmncError(f"n_boot (--n-boot) must be at least 100 resamples, got {cfg.n_boot}")
     out = Path(out_dir(cfg.out, "index.html, report.md, summary.csv and the figures"))
     results = results_file(cfg.results)
     df = read_results(results)
@@ -455,8 +538,14 @@ def build_report(cfg: ReportConfig) -> Path:
                     "give folders written by nmnc.train or nmnc.analyze"
                 )
     out.mkdir(parents=True, exist_ok=True)
-    summary = summary_table(df)
-    figures = fig_regions(summary, out) + fig_layers(df, out)
+    committed_rows(df)  # no committed rows: a one-line error before any work
+    acc, acc_mats = accuracy_rows(trained_models(df, cfg.runs), out, cfg.data_root)
+    table_all = pd.concat([df, acc], ignore_index=True) if len(acc) else df
+    c = committed_rows(table_all)
+    paired = paired_statistics(c, materials_for(c, results, acc_mats), cfg.n_boot)
+    summary = summary_table(table_all, paired.intervals)
+    figures = fig_differences(paired.differences, out, paired)
+    figures += fig_regions(summary, out) + fig_layers(df, out)
     try:
         figures += fig_rdms(df, out, cfg.data_root)
     except NmncError as err:  # data not here: the report says so instead of failing
@@ -470,9 +559,22 @@ def build_report(cfg: ReportConfig) -> Path:
         f"Generated {time.strftime('%Y-%m-%d %H:%M')} from {results} ({len(df)} rows); code {code}."
     )
     table, prov = wide(summary), provenance(df, cfg.runs)
+    doc = Document(
+        cfg.title,
+        origin,
+        table,
+        learn_table,
+        figures,
+        prov,
+        paired,
+        method_text(cfg.n_boot),
+        selection_table(out / "selection.csv"),
+        cfg.notes,
+    )
     write(out, "summary.csv", summary.to_csv(index=False))
-    write(out, "report.md", markdown(cfg.title, origin, table, learn_table, figures, prov))
-    write(out, "index.html", page(cfg.title, origin, table, learn_table, figures, prov))
+    write(out, "differences.csv", paired.differences.to_csv(index=False))
+    write(out, "report.md", markdown(doc))
+    write(out, "index.html", page(doc))
     return out / "index.html"
 
 
@@ -508,6 +610,13 @@ def main(argv: list[str] | None = None) -> int:
         help="folders of analysis tables: alignment, gradient, width (repeatable)",
     )
     p.add_argument("--title", default=ReportConfig.__dataclass_fields__["title"].default)
+    p.add_argument(
+        "--n-boot",
+        type=int,
+        default=ReportConfig.__dataclass_fields__["n_boot"].default,
+        metavar="N",
+        help="resamples of seeds and stimuli behind the intervals (default %(default)s)",
+    )
     args = p.parse_args(argv)
     cfg = ReportConfig(
         results=args.results,
@@ -516,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out or "",
         data_root=args.data_root,
         title=args.title,
+        n_boot=args.n_boot,
     )
     if args.out:
         out_dir(args.out, "the report")

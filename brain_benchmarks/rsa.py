@@ -97,3 +97,39 @@ def noise_ceiling(brain: np.ndarray, method: str = "spearman") -> tuple[float, f
     rdms = RDMs(brain.astype(np.float64), rdm_descriptors={"index": np.arange(len(brain))})
     lo, hi = boot_noise_ceiling(rdms, method=METHODS[method], rdm_descriptor="index")
     return float(lo), float(hi)
+
+
+def resampled(models: np.ndarray, brain: np.ndarray, method: str, draws: np.ndarray) -> np.ndarray:
+    """Similarity of every model RDM (M, N, N) with the brain RDM (N, N) on each resample of
+    stimuli ``draws`` (B, N): (M, B). rsatoolbox subsamples the patterns (pairs of a stimulus with
+    its own copy are left out) and compares all models on the same draw."""
+    from rsatoolbox.rdm import RDMs
+    from rsatoolbox.rdm import compare as rsa_compare
+
+    n = models.shape[-1]
+    descriptors = {"index": np.arange(n)}
+    model_rdms = RDMs(
+        np.asarray(models, np.float64),
+        dissimilarity_measure="brain",
+        pattern_descriptors=descriptors,
+    )
+    brain_rdm = _rdms(brain)
+    out = np.full((len(models), len(draws)), np.nan)
+    for b, idx in enumerate(draws):
+        if len(np.unique(idx)) < 3:  # fewer than 3 distinct stimuli: no comparison (rsatoolbox)
+            continue
+        sample = brain_rdm.subsample_pattern("index", idx)
+        pred = model_rdms.subsample_pattern("index", idx)
+        out[:, b] = rsa_compare(pred, sample, method=METHODS[method])[:, 0]
+    return out
+
+
+def pair_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided bootstrap p of a difference from paired bootstrap values of two models
+    (rsatoolbox's pairwise bootstrap test); 1 when the two never differ."""
+    from rsatoolbox.util.inference_util import bootstrap_pair_tests
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.any() or np.all(a[ok] == b[ok]):
+        return 1.0
+    return float(bootstrap_pair_tests(np.stack([a[ok], b[ok]], 1))[0, 1])

@@ -7,6 +7,8 @@ Benchmarks (--benchmark, repeatable): registered ids (default: every one that ru
 public Brain-Score ids, or folders holding user-defined benchmarks. Every benchmark is loaded
 before any extraction, so a typo or missing data fails at once.
 Writes DIR/results.csv (--out DIR): rows are appended as each model and benchmark pair finishes.
+Each committed score's per-stimulus material (model RDMs, held-out predictions) is kept in
+DIR/artefacts/ for the report's paired statistics (brain_benchmarks.artefacts).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nmnc.config import parse_sets
 from nmnc.errors import NmncError, UnknownNameError
 from nmnc.models import MODELS
 
+from .artefacts import FOLDER, artefact_path, save_artefact
 from .benchmarks import (
     BENCHMARKS,
     PUBLIC_INFO,
@@ -106,17 +109,44 @@ def load_benchmarks(cfg: ScoreConfig) -> list[Benchmark | BenchmarkInfo]:
     return loaded
 
 
-def scored_pairs(path: Path | None) -> set[tuple[str, str, int]]:
-    """(checkpoint_hash, benchmark, version) already in the results table at ``path``."""
+def scored_pairs(path: Path | None) -> dict[tuple[str, str, int], str]:
+    """(checkpoint_hash, benchmark, version) already in the results table at ``path``, each with
+    its committed layer ('' when the table has no committed row for it)."""
     if path is None or not path.exists():
-        return set()
+        return {}
     df = read_results(path)
     if not {"checkpoint_hash", "version"} <= set(df.columns):
-        return set()
+        return {}
     df = df.dropna(subset=["checkpoint_hash", "version"])
-    return set(
-        zip(df.checkpoint_hash.astype(str), df.benchmark.astype(str), df.version.astype(int))
-    )
+    keys = zip(df.checkpoint_hash.astype(str), df.benchmark.astype(str), df.version.astype(int))
+    done = {key: "" for key in keys}
+    committed = df[df.committed.astype(str).str.lower() == "true"]
+    for r in committed.itertuples():
+        done[(str(r.checkpoint_hash), str(r.benchmark), int(r.version))] = str(r.layer)
+    return done
+
+
+def artefacts_dir(results: Path | None) -> Path | None:
+    """The folder of per-stimulus artefacts beside the results table."""
+    return None if results is None else results.parent / FOLDER
+
+
+def features_of(model: ScoredModel, bench: Benchmark, progress: bool, layers=None) -> dict:
+    """Features of the benchmark's stimulus sets (set -> layer -> array), cached on disk."""
+    opts = bench.extract_options()
+    return {
+        name: extract(model, stim, layers, progress=progress, **opts) for name, stim in bench.sets()
+    }
+
+
+def recover_artefact(
+    model: ScoredModel, bench: Benchmark, layer: str, folder: Path, progress: bool = True
+) -> Path:
+    """The artefact of a pair scored before artefacts were kept: its committed layer measured
+    again on the held-out stimuli (no new results rows)."""
+    material = bench.committed_material(features_of(model, bench, progress, [layer]), layer)
+    path = artefact_path(folder, bench.id, bench.version, model.hash)
+    return save_artefact(path, {**material, "layer": layer})
 
 
 def _clean(v):
@@ -160,17 +190,21 @@ def result_row(model: ScoredModel, info: BenchmarkInfo, r: Row, seconds: float) 
 
 
 def score_pair(
-    model: ScoredModel, bench: Benchmark | BenchmarkInfo, progress: bool = True
+    model: ScoredModel,
+    bench: Benchmark | BenchmarkInfo,
+    progress: bool = True,
+    artefacts: Path | None = None,
 ) -> list[ResultRow]:
-    """The rows of one model on one benchmark (every layer, then the committed one)."""
+    """The rows of one model on one benchmark (every layer, then the committed one); with
+    ``artefacts`` (a folder) the committed row's per-stimulus material is saved there."""
     t = time.perf_counter()
     if isinstance(bench, BenchmarkInfo):
         return [public_row(model, bench, t)]
-    opts = bench.extract_options()
-    features = {
-        name: extract(model, stim, progress=progress, **opts) for name, stim in bench.sets()
-    }
-    rows = bench.score(features)
+    rows = bench.score(features_of(model, bench, progress))
+    for r in rows:
+        if artefacts is not None and r.committed and r.material is not None:
+            path = artefact_path(artefacts, bench.id, bench.version, model.hash)
+            save_artefact(path, {**r.material, "layer": r.layer})
     return [result_row(model, bench.info, r, time.perf_counter() - t) for r in rows]
 
 
@@ -248,20 +282,26 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     if cfg.skip_scored and results is None:
         raise NmncError("skipping scored pairs needs the results folder: give --out DIR")
     benches = load_benchmarks(cfg)
-    done = scored_pairs(results) if cfg.skip_scored else set()
+    done = scored_pairs(results) if cfg.skip_scored else {}
+    folder = artefacts_dir(results)
     rows = []
     for spec in cfg.models:
         model = resolve_model(spec, cfg.build, cfg.run, cfg.progress, cfg.data_root)
         for bench in benches:
-            if (model.hash, bench.id, bench.version) in done:
+            key = (model.hash, bench.id, bench.version)
+            if key in done:
                 print(
                     f"skipped {spec} on {bench.id} (version {bench.version}): "
                     f"its weights {model.hash} "
                     f"are scored in {results}",
                     file=sys.stderr,
                 )
+                missing = not artefact_path(folder, *key[1:], model.hash).exists()
+                if done[key] and missing and isinstance(bench, Benchmark):
+                    path = recover_artefact(model, bench, done[key], folder, cfg.progress)
+                    print(f"recovered its per-stimulus artefact {path}", file=sys.stderr)
                 continue
-            new = score_pair(model, bench, cfg.progress)
+            new = score_pair(model, bench, cfg.progress, folder)
             if results is not None:
                 append_rows(results, new)
             rows += new

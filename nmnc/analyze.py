@@ -5,10 +5,11 @@
     python -m nmnc.analyze width-sweep [--set widths=0.25,0.5,1,2] [--set recipe=cnn-width]
         --out DIR
     python -m nmnc.analyze efficiency --runs DIR [DIR ...] [--set target_acc=0.3] --out DIR
+    python -m nmnc.analyze defaults [--set steps=40 --set seeds=0,1] --out DIR
 
 Files written under --out: alignment (alignment.csv, angles.csv, dimension.csv, alignment.png,
 dimension.png), gradient (gradient.csv), width-sweep (width.csv, width_fit.csv, width.png, runs/),
-efficiency (efficiency.csv, to_target.csv, efficiency.png).
+efficiency (efficiency.csv, to_target.csv, efficiency.png), defaults (defaults.csv, defaults.md).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ def main(argv=None) -> int:
     """Run one analysis and print its summary table."""
     from .analysis import (
         AlignmentConfig,
+        DefaultsConfig,
         EfficiencyConfig,
         GradientConfig,
         WidthSweepConfig,
         analyse_checkpoint,
+        defaults_table,
         gradient_quality,
         gradient_summary,
         sample_efficiency,
@@ -51,7 +54,7 @@ def main(argv=None) -> int:
         ),
         "gradient": (
             GradientConfig,
-            "gradient quality: VNC and NMNC estimates against backprop, by P and k",
+            "gradient quality: VNC, NMNC and read-out estimates against backprop, by P and k",
         ),
         "width-sweep": (
             WidthSweepConfig,
@@ -61,6 +64,10 @@ def main(argv=None) -> int:
         "efficiency": (
             EfficiencyConfig,
             "accuracy against examples and perturbations; budget to reach a target accuracy",
+        ),
+        "defaults": (
+            DefaultsConfig,
+            "the defaults table: NMNC's open choices by gradient cosine and short-run accuracy",
         ),
     }
     for name, (config, help_text) in jobs.items():
@@ -97,7 +104,8 @@ def main(argv=None) -> int:
     }
     if "data_root" in {f.name for f in dataclasses.fields(config)}:
         fixed.update(data_root=args.data_root, progress=not args.quiet)
-    base = config(**{"out": "", **fixed}) if args.command == "width-sweep" else config(**fixed)
+    needs_out = args.command in ("width-sweep", "defaults")  # out is a required field
+    base = config(**{"out": "", **fixed}) if needs_out else config(**fixed)
     flags = {
         "checkpoint": "--checkpoint",
         "runs": "--runs",
@@ -113,8 +121,13 @@ def main(argv=None) -> int:
         print(_table(analyse_checkpoint(cfg)["summary"]))
     elif args.command == "gradient":
         df = gradient_quality(cfg)
-        print("median over layers of cos_activity (rows: state, rule, k; columns: P)")
-        print(gradient_summary(df).to_string(float_format=lambda v: f"{v:.3f}"))
+        for value in ("rms_cos", "rms_cos_theory"):
+            print(f"median over layers of {value} (rows: state, rule, feedback, k; columns: P)")
+            print(gradient_summary(df, value).to_string(float_format=lambda v: f"{v:.3f}"))
+    elif args.command == "defaults":
+        tables = defaults_table(cfg)
+        print(_table(tables["summary"]))
+        print(f"verdicts: {args.out}/defaults.md")
     elif args.command == "width-sweep":
         tables = width_sweep(cfg)
         print(_table(tables["width"]), _table(tables["fit"]), sep="\n\n")

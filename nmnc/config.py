@@ -36,12 +36,13 @@ class TrainConfig:
     steps: int = 0  # 0 = use epochs
     epochs: float = 1.0
     batch_size: int = 128
-    lr: float = 0.05  # SGD learning rate at batch 128 (not rescaled with batch size)
+    lr: float = 0.05  # learning rate of the hidden layers (not rescaled with batch size)
+    readout_lr: float = 0.0  # learning rate of the read-out stage; 0 = the same as lr
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"  # 'sgd' or 'adam'
     schedule: str = "cosine"  # 'cosine' (to 0 over the run) or 'constant'
-    grad_clip: float = 0.0  # 0 = off; else clip the global grad norm
+    grad_clip: float = 0.0  # 0 = off; else clip each hidden layer's grad norm (never the read-out)
     seed: int = 0
     augment: bool = True  # random crop (pad 4) and horizontal flip
     eval_every: int = 500  # steps between test-set evaluations (and at the end)
@@ -140,7 +141,7 @@ def check(cfg: TrainConfig) -> None:
         raise NmncError(f"device must be auto, cpu, cuda, cuda:N or mps, got '{cfg.device}'")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise NmncError(f"lr must be a positive number, got {cfg.lr}")
-    for key in ("momentum", "weight_decay", "grad_clip"):
+    for key in ("momentum", "weight_decay", "grad_clip", "readout_lr"):
         value = getattr(cfg, key)
         if not (math.isfinite(value) and value >= 0):
             raise NmncError(f"{key} must be 0 or a positive number, got {value}")

@@ -241,3 +241,64 @@ def test_manifold_state_resumes_exactly_from_a_weights_only_checkpoint(tmp_path,
         a.observe(h, t)
         b.observe(h, t)
     assert torch.equal(a.U, b.U) and torch.equal(a.spectrum, b.spectrum)
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+@pytest.mark.parametrize("space", ["map", "channel"])
+def test_pca_shaped_noise_has_the_manifold_variances(estimator, space):
+    """noise_shape=pca: covariance sigma^2 U diag(s^2) U^T with s^2 ~ the variances along U and
+    mean(s^2) = 1 (the total energy of white noise); white noise is sigma U z, as before."""
+    gen = torch.Generator().manual_seed(0)
+    C, k, sigma = 6, 3, 0.1
+    basis = torch.linalg.qr(torch.randn(C, k, generator=gen))[0]
+    scales = torch.tensor([4.0, 2.0, 1.0])
+
+    def batch():  # (32, C, 2, 2): one channel vector near a planted 3-d subspace per example,
+        # the same at every position, so the map and channel spectra are both ~ scales^2
+        z = (torch.randn(32, k, generator=gen) * scales) @ basis.T  # (32, C)
+        h = z[:, :, None, None].expand(32, C, 2, 2)
+        return h + 0.05 * torch.randn(32, C, 2, 2, generator=gen)
+
+    settings = {"estimator": estimator, "k": k, "space": space, "buffer": 4096, "refresh": 1000}
+    shaped = make_manifold((C, 2, 2), noise_shape="pca", ema_decay=0.9, seed=1, **settings)
+    white = make_manifold((C, 2, 2), ema_decay=0.9, seed=1, **settings)
+    for t in range(200 if estimator == "oja" else 5):
+        h = batch()
+        shaped.observe(h, t)
+        white.observe(h, t)
+    shaped.refresh_now()
+    white.refresh_now()
+    s = shaped.noise_scale()
+    assert white.noise_scale() is None and s.shape == (k,)
+    assert (s**2).mean().item() == pytest.approx(1, rel=1e-5)
+    lam = shaped.spectrum
+    assert torch.allclose(s**2, lam / lam.mean(), rtol=1e-5)
+    # the variances along U follow the planted ones (16 : 4 : 1), whatever the estimator
+    assert torch.allclose((s**2).sort(descending=True).values, 3 * scales**2 / 21, rtol=0.25)
+
+    U = shaped.U
+    xi = shaped.sample(2000, 8, sigma, torch.Generator().manual_seed(2))  # (P, B, C, 2, 2)
+    rows = (xi.permute(0, 1, 3, 4, 2) if space == "channel" else xi).reshape(-1, U.shape[0])
+    cov = rows.T @ rows / len(rows)
+    want = sigma**2 * U @ torch.diag(s**2) @ U.T
+    assert torch.allclose(cov, want, atol=0.05 * want.abs().max()), (cov, want)
+    # white noise: the same draws as sigma U z, covariance sigma^2 U U^T
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    xi_w = white.sample(4, 5, sigma, g1)
+    Uw = white.U
+    if space == "map":
+        z = torch.randn(4, 5, k, generator=g2)
+        assert torch.equal(xi_w, (sigma * z @ Uw.T).view(4, 5, C, 2, 2))
+    else:
+        z = torch.randn(4, 5, 4, k, generator=g2)
+        assert torch.equal(xi_w, (sigma * z @ Uw.T).view(4, 5, 2, 2, C).permute(0, 1, 4, 2, 3))
+
+
+def test_noise_shape_is_validated():
+    with pytest.raises(UnknownNameError, match="unknown manifold noise_shape 'pcaa'"):
+        make_manifold((12,), noise_shape="pcaa")
+    from nmnc.rules.nmnc import NMNCSettings
+
+    with pytest.raises(UnknownNameError, match="noise_shape 'shaped'.*choose from: pca, white"):
+        NMNCSettings(noise_shape="shaped")
+    assert NMNCSettings(noise_shape="pca").noise_shape == "pca"

@@ -16,10 +16,12 @@ title = "tiny experiment"
 
 [train]
 recipe = "cnn-quick"
-rules = ["bp", "vnc", "nmnc"]
-seeds = [0]
+rules = ["bp", "vnc", "nmnc", "readout"]
+seeds = [0, 1]
+select = { readout_lr = [0.05, 0.2], lr = [0.02, 0.1] }
 
 [train.run]
+val_examples = 100
 steps = 3
 train_examples = 256
 batch_size = 32
@@ -61,16 +63,25 @@ def test_print_config_shows_the_experiment_and_its_runs(capsys):
         and exp["train"]["recipe"] == "cnn-cpu"
         and exp["train"]["seeds"] == [0, 1]
     )
-    names = [r["out"].split("/")[-1] for r in cfg["runs"]]
-    # bp has no P: one bp run per seed; the noise rules get one run per grid point
-    assert names[:5] == [
+    runs = cfg["runs"]
+    select = [r for r in runs if "/select/" in r["out"]]
+    final = [r for r in runs if "/select/" not in r["out"]]
+    # step sizes are chosen on the validation split: the read-out step on the control, then a
+    # hidden step per rule (per grid point); every run holds out the same validation split
+    assert select[0]["out"].endswith("select/readout_cnn_readout_lr0.02_s0")
+    assert {r["rule"] for r in select} == {"readout", "bp", "vnc", "nmnc"}
+    assert all(r["val_examples"] == 1000 for r in runs)
+    names = [r["out"].split("/")[-1] for r in final]
+    # bp and readout have no P: one run per seed; the noise rules get one run per grid point
+    assert names[:6] == [
         "bp_cnn_s0",
         "vnc_cnn_P2_s0",
         "nmnc_cnn_P2_s0",
+        "readout_cnn_s0",
         "vnc_cnn_P4_s0",
         "nmnc_cnn_P4_s0",
     ]
-    assert len(names) == 10 and cfg["runs"][3]["rule_settings"]["P"] == 4
+    assert len(names) == 12 and final[4]["rule_settings"]["P"] == 4
 
 
 @pytest.mark.parametrize(
@@ -78,7 +89,7 @@ def test_print_config_shows_the_experiment_and_its_runs(capsys):
     [
         ("images = 40", "[analysis]: unknown key 'imags' (did you mean 'images'?)"),
         ('baselines = ["pixels"]', "[score] baselines/benchmarks: unknown model 'pixls'"),
-        ("seeds = [0]", "[train]: setting seeds='zero' is not a comma-separated list of int"),
+        ("seeds = [0, 1]", "[train]: setting seeds='zero' is not a comma-separated list of int"),
         ('recipe = "cnn-quick"', "[train] recipe: unknown recipe 'cnn-quik'"),
         (
             'benchmarks = ["Kriegeskorte2008.monkeyIT-rsa"]',
@@ -90,7 +101,7 @@ def test_a_bad_experiment_file_is_one_line_before_any_work(edit, needle, tmp_pat
     bad = {
         "images = 40": "imags = 40",
         'baselines = ["pixels"]': 'baselines = ["pixls"]',
-        "seeds = [0]": 'seeds = "zero"',
+        "seeds = [0, 1]": 'seeds = "zero"',
         'recipe = "cnn-quick"': 'recipe = "cnn-quik"',
         'benchmarks = ["Kriegeskorte2008.monkeyIT-rsa"]': 'benchmarks = ["Foo.IT-rsa"]',
     }[edit]
@@ -133,7 +144,18 @@ def test_tiny_experiment_end_to_end_and_rerun(tmp_path, data_root, capsys, monke
     report = tmp_path / "r" / "tiny"
     assert (report / "index.html").stat().st_size > 0 and (report / "report.md").exists()
     df = pd.read_csv(report / "results.csv")
-    assert set(df.rule) == {"bp", "vnc", "nmnc", "none"} and (df.region == "IT").all()
+    assert set(df.rule) == {"bp", "vnc", "nmnc", "readout", "none"} and (df.region == "IT").all()
+    # the selection table: one row per candidate, one chosen per stage and rule
+    sel = pd.read_csv(report / "selection.csv")
+    assert len(sel) == 2 + 3 * 2 and sel.groupby("rule").selected.sum().eq(1).all()
+    assert (sel[sel.setting == "lr"].fixed == f"readout_lr{sel[sel.selected].value.iloc[0]}").all()
+    # the first seed's final run is the chosen selection run itself, not a retrained one
+    from nmnc.checkpoint import load_checkpoint
+
+    chosen = sel[(sel.rule == "nmnc") & sel.selected].run.iloc[0]
+    final = tmp_path / "w" / "tiny" / "nmnc_cnn_s0"
+    a, b = load_checkpoint(f"{chosen}/checkpoint.pt"), load_checkpoint(final / "checkpoint.pt")
+    assert a.weights_hash == b.weights_hash and a.val_acc == b.val_acc
     for folder in ("analysis_bp", "gradient", "width"):
         assert (tmp_path / "w" / "tiny" / folder / "done.json").exists()
     assert (tmp_path / "w" / "tiny" / "gradient" / "gradient.csv").exists()
@@ -142,11 +164,11 @@ def test_tiny_experiment_end_to_end_and_rerun(tmp_path, data_root, capsys, monke
     # everything is done: nothing is trained, scored or analysed again
     assert run_cli(main, args) == 0
     err = capsys.readouterr().err
-    assert err.count("finished earlier") == 3 and err.count("skipped pixels") == 1
+    assert err.count("finished earlier") == 16 and err.count("skipped pixels") == 1
     assert len(pd.read_csv(report / "results.csv")) == rows and time.time() - t < 60
     # a changed setting never reuses the old weights: one line, no work
-    assert run_cli(main, [*args, "--set", "train.run.lr=0.01"]) == 2
-    assert "holds a run with other settings (lr: 0.05 -> 0.01)" in one_error_line(capsys)
+    assert run_cli(main, [*args, "--set", "train.run.momentum=0.5"]) == 2
+    assert "holds a run with other settings (momentum: 0.9 -> 0.5)" in one_error_line(capsys)
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from nmnc.models import MODELS, build_model
 
 
 @pytest.mark.parametrize(
-    "name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 9), ("alexnet", 224, 7)]
+    "name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 17), ("alexnet", 224, 7)]
 )
 def test_models_forward_and_expose_layers(name, size, n_hidden):
     torch.manual_seed(0)
@@ -21,8 +21,9 @@ def test_models_forward_and_expose_layers(name, size, n_hidden):
     shapes = model.layer_shapes()
     for layer in model.hidden_layers:
         assert tuple(acts[layer].shape[1:]) == shapes[layer]
-        # the network above a layer, fed that layer's activity, gives the same logits
-        assert torch.allclose(model.forward_from(layer, acts[layer]), y, atol=1e-5)
+        # the network above a layer, fed that layer's activity, gives the same logits (stages
+        # above it that read lower layers through skip connections take them from context)
+        assert torch.allclose(model.forward_from(layer, acts[layer], acts), y, atol=1e-5)
 
 
 def test_width_scales_channels():

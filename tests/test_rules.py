@@ -34,7 +34,7 @@ def test_local_updates_with_exact_activity_gradients_equal_backprop(rule_name, n
     F.cross_entropy(model(x), y).backward()
     bp = {n: p.grad.clone() for n, p in model.named_parameters()}
     rule = build_rule(rule_name, model, P=2)
-    rule.estimate = lambda acts, e, y_, gen: (
+    rule.estimate = lambda acts, e, y_, gen, context=None: (
         exact_activity_grads(model, acts, y_) if norm == "none" else exact_bn(model, acts, y_)
     )
     model.zero_grad()
@@ -73,8 +73,9 @@ def test_no_gradient_flows_between_layers():
     # and a layer whose estimate is zero gets exactly zero weight gradient
     model.zero_grad()
     real = rule.estimate
-    rule.estimate = lambda acts, e, y_, gen: {
-        n: (g if n == "conv3" else torch.zeros_like(g)) for n, g in real(acts, e, y_, gen).items()
+    rule.estimate = lambda acts, e, y_, gen, context=None: {
+        n: (g if n == "conv3" else torch.zeros_like(g))
+        for n, g in real(acts, e, y_, gen, context).items()
     }
     rule.step(x, y, torch.Generator().manual_seed(1))
     for n, p in model.named_parameters():

@@ -1,5 +1,6 @@
 """Analyses of trained networks: manifold dimension, Jacobian-manifold alignment, gradient quality,
-width sweeps and sample efficiency. Each is a config dataclass and a plain function."""
+width sweeps, sample efficiency and the NMNC defaults table. Each is a config dataclass and a plain
+function."""
 
 from .._lazy import exports
 
@@ -7,6 +8,7 @@ __getattr__, __all__ = exports(
     __name__,
     {
         "alignment": ["AlignmentConfig", "analyse_checkpoint", "layer_alignment"],
+        "defaults": ["DefaultsConfig", "defaults_table"],
         "dimension": ["participation_ratio", "power_law", "spectrum_pr", "twonn"],
         "efficiency": ["EfficiencyConfig", "read_run", "sample_efficiency"],
         "gradient": ["GradientConfig", "gradient_quality", "gradient_summary"],

@@ -37,12 +37,16 @@ def k_grid(n: int, points: int = 24, extra=(8, 32, 128)) -> list[int]:
     return sorted(ks)
 
 
-def jacobians(model, layer: str, h: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """Output Jacobians dy/dh for every image: (N, n_o, n)."""
+def jacobians(
+    model, layer: str, h: torch.Tensor, context: dict | None = None, chunk: int = 256
+) -> torch.Tensor:
+    """Output Jacobians dy/dh for every image: (N, n_o, n). ``context``: the same images' clean
+    activities of other layers, read above ``layer`` through skip connections."""
     out = []
-    for hc in h.split(chunk):
+    for i, hc in enumerate(h.split(chunk)):
+        ctx = {n: t[i * chunk : (i + 1) * chunk] for n, t in (context or {}).items()}
         hc = hc.detach().clone().requires_grad_()
-        y = model.forward_from(layer, hc)
+        y = model.forward_from(layer, hc, ctx)
         rows = [
             torch.autograd.grad(y[:, c].sum(), hc, retain_graph=c < y.shape[1] - 1)[0].flatten(1)
             for c in range(y.shape[1])
@@ -52,11 +56,17 @@ def jacobians(model, layer: str, h: torch.Tensor, chunk: int = 256) -> torch.Ten
 
 
 def layer_alignment(
-    model, layer: str, h: torch.Tensor, ks: list[int] | None = None, seed: int = 0
+    model,
+    layer: str,
+    h: torch.Tensor,
+    ks: list[int] | None = None,
+    seed: int = 0,
+    context: dict | None = None,
 ) -> dict:
-    """Alignment curve, principal angles and dimensions for one layer's activity h (N, *shape)."""
+    """Alignment curve, principal angles and dimensions for one layer's activity h (N, *shape);
+    ``context`` holds the same images' activities of the other layers (skip connections)."""
     with frozen_norm(model):
-        J = jacobians(model, layer, h)  # (N, n_o, n)
+        J = jacobians(model, layer, h, context)  # (N, n_o, n)
     X = h.detach().flatten(1).double()
     N, n = X.shape
     Xc = X - X.mean(0)
@@ -136,10 +146,9 @@ def analyse_model(
     """Alignment curves, principal angles and dimensions of every hidden layer of ``model``."""
     model.eval()
     curves, angles, dims = [], [], []
-    for layer, h in tqdm(
-        activities(model, x).items(), desc=f"layers ({state})", leave=False, disable=not progress
-    ):
-        r = layer_alignment(model, layer, h)
+    acts = activities(model, x)
+    for layer, h in tqdm(acts.items(), desc=f"layers ({state})", leave=False, disable=not progress):
+        r = layer_alignment(model, layer, h, context=acts)
         curves += r["curve"]
         angles += r["angles"]
         dims.append(r["dimension"])

@@ -3,17 +3,34 @@
     df = gradient_quality(GradientConfig(checkpoint="runs/cnn_bp", out="reports/cnn_bp"))
     print(gradient_summary(df))
 
-For the checkpoint and the same architecture at initialisation, for every hidden layer, VNC and
-NMNC estimates at each P and k: cosine with the true gradient in activity space (per example,
-averaged) and in weight space (the layer's own parameter gradient for the batch), alpha (share of
-the true gradient on the manifold) and chance k/n. The perturbations are the rules' own
-(``rule.noise``), with the rules' default sigma unless one is given, and each NMNC manifold is the
-rule's own estimator fitted on a sample of training images.
+For the checkpoint and the same architecture at initialisation, for every hidden layer and every
+rule, feedback and P (and k for NMNC): the cosine with the true gradient in activity space per
+example, reported as its mean (``cos_activity``) and root mean square (``rms_cos``), and in weight
+space (the layer's own parameter gradient for the batch), alpha (share of the true gradient on
+the manifold), chance k/n and the theory ``rms_cos_theory = sqrt(E[cos^2])``, which ``rms_cos``
+is to be read against (a mean cosine reads below an RMS one even for an estimator that matches
+the theory exactly).
+
+The estimates are the rules' own (``rule.estimate``, as in training), with the rules' default
+sigma (the training sigma) unless one is given, and each NMNC manifold is the rule's own estimator
+fitted on a sample of training images. Rules:
+
+- ``vnc``: energy-matched to NMNC (per-unit std sigma sqrt(32/n), the rule's default);
+- ``vnc-unmatched``: per-unit std sigma;
+- ``nmnc`` at each k;
+- ``readout``: the read-out-only control. It estimates no hidden-layer gradient (its hidden
+  layers stay at initialisation), so its estimate is zero: cosines 0, theory 0.
+
+Feedback: ``example`` (each example's own perturbations) and ``amortised`` (the rule's averaged
+Jacobian J_bar, built over ``amortise_batches`` batches of training images with the rule's own
+moving average and then applied to the test batch, ``g_hat = J_bar^T e``; it excludes the test
+batch). Beta theory does not cover the amortised estimate: its ``rms_cos_theory`` is NaN.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +42,17 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..data import load_dataset
-from ..engine.manifold import ManifoldEstimator
-from ..engine.perturb import correlate, output_error
+from ..engine.perturb import output_error
 from ..engine.taps import activities
 from ..errors import NmncError, UnknownNameError
 from ..io import atomic_write_text
 from ..rules import Rule, build_rule
 
 CHUNK = 256  # manifold images per forward pass (memory bound only)
-
-
 AUTOCAST = ("none", "bf16")
+FEEDBACK = ("example", "amortised")
+RULE_NAMES = ("vnc", "vnc-unmatched", "nmnc", "readout")  # rules the table can hold
+INPUT = "input"  # the network input's name among a StagedNet's sources
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,9 @@ class GradientConfig:
     data_root: str | None = None
     P: tuple[int, ...] = (1, 4, 16, 64)  # perturbations per example
     k: tuple[int, ...] = (8, 32, 128)  # NMNC manifold dimensions
+    rules: tuple[str, ...] = RULE_NAMES  # of vnc, vnc-unmatched, nmnc, readout
+    feedback: tuple[str, ...] = FEEDBACK  # 'example' and/or 'amortised' (noise rules only)
+    amortise_batches: int = 4  # amortised: batches of batch_size training images J_bar averages
     batch_size: int = 32  # test images whose gradients are estimated
     manifold_images: int = 1024  # training images the NMNC manifold is fitted on
     sigma: float | None = None  # noise std (activity units); None = the rules' own default
@@ -55,15 +75,22 @@ class GradientConfig:
     progress: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "P", tuple(self.P))
-        object.__setattr__(self, "k", tuple(self.k))
+        for key in ("P", "k", "rules", "feedback"):
+            object.__setattr__(self, key, tuple(getattr(self, key)))
         for key in ("P", "k"):
             values = getattr(self, key)
             if not values or any(int(v) != v or v < 1 for v in values):
                 raise NmncError(
                     f"{key} must be one or more whole numbers of at least 1, got {list(values)}"
                 )
-        for key in ("batch_size", "manifold_images"):
+        for key, allowed in (("rules", RULE_NAMES), ("feedback", FEEDBACK)):
+            values = getattr(self, key)
+            if not values:
+                raise NmncError(f"{key} must name at least one of {', '.join(allowed)}")
+            for value in values:
+                if value not in allowed:
+                    raise UnknownNameError(key.rstrip("s"), value, allowed)
+        for key in ("batch_size", "manifold_images", "amortise_batches"):
             if getattr(self, key) < 1:
                 raise NmncError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.autocast not in AUTOCAST:
@@ -74,17 +101,44 @@ class GradientConfig:
             )
 
 
-def gradient_quality(cfg: GradientConfig) -> pd.DataFrame:
-    """One row per (state, rule, layer, k, P): the trained checkpoint and its architecture at init.
+@dataclass
+class Batch:
+    """A clean batch: input, labels, every hidden layer's activity and the output error."""
 
-    Columns: state, rule, layer, n, k, P, alpha, chance, cos_activity, cos_weight,
-    rms_cos_theory, vnc_P_equivalent; with ``autocast='bf16'`` also cos_fp32, the cosine of the
-    estimate made as the rules make it when the clean pass runs under bf16 (perturbed passes in
-    fp32) with the fp32 estimate from the same noise. Written to ``<cfg.out>/gradient.csv``.
+    x: torch.Tensor
+    y: torch.Tensor
+    acts: dict[str, torch.Tensor]
+    e: torch.Tensor  # (B, n_o) dL/dlogits of the batch-mean cross-entropy
+
+    @property
+    def context(self) -> dict[str, torch.Tensor]:
+        """What ``forward_from`` needs for skip connections: the clean activities and input."""
+        return {INPUT: self.x, **self.acts}
+
+
+def clean_batch(model, x: torch.Tensor, y: torch.Tensor, acts: dict | None = None) -> Batch:
+    """The clean pass of ``model`` (in its current mode) on ``x``; ``acts`` if already known."""
+    with torch.no_grad():
+        if acts is None:
+            acts, logits = model.walk(x)
+        else:
+            logits = forward_from(model, model.hidden_layers[-1], acts[model.hidden_layers[-1]])
+    return Batch(x, y, acts, output_error(logits, y))
+
+
+def gradient_quality(cfg: GradientConfig) -> pd.DataFrame:
+    """One row per (state, rule, feedback, layer, k, P): the checkpoint and its architecture at
+    init.
+
+    Columns: state, rule, feedback, layer, n, k, P, alpha, chance, cos_activity, rms_cos,
+    rms_cos_theory, cos_weight, vnc_P_equivalent; with ``autocast='bf16'`` also cos_fp32, the
+    cosine of the estimate made as the rules make it when the clean pass runs under bf16
+    (perturbed passes in fp32) with the fp32 estimate from the same noise. Written to
+    ``<cfg.out>/gradient.csv``.
     """
     ckpt = load_checkpoint(cfg.checkpoint)
     data = load_dataset(ckpt.dataset, cfg.data_root, input_size=ckpt.input_size)
-    images = _images(data, cfg)
+    images = sample_images(data, cfg.batch_size, cfg.manifold_images)
     rows = []
     for state, model in (("trained", ckpt.build_model()), ("init", ckpt.untrained_model())):
         rows += quality_rows(model, *images, cfg, state)
@@ -94,30 +148,50 @@ def gradient_quality(cfg: GradientConfig) -> pd.DataFrame:
     return df
 
 
-def gradient_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Median over layers of cos_activity: rows (state, rule, k), columns P.
+def gradient_summary(df: pd.DataFrame, value: str = "rms_cos") -> pd.DataFrame:
+    """Median over layers of ``value`` (rms_cos, rms_cos_theory, cos_activity, ...): rows
+    (state, rule, feedback, k), columns P.
 
-    VNC rows have k = -1 (all n units of each layer).
+    Rules other than NMNC have k = -1 (VNC: all n units of each layer; read-out: none).
     """
     k = df["k"].where(df["rule"] == "nmnc", -1)
-    return df.assign(k=k).groupby(["state", "rule", "k", "P"])["cos_activity"].median().unstack("P")
+    keys = ["state", "rule", "feedback", "k", "P"]
+    return df.assign(k=k).groupby(keys, sort=False)[value].median().unstack("P")
 
 
-def _images(data, cfg: GradientConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Test images and labels to estimate gradients on, and training images for the manifold."""
+def sample_images(data, test_images: int, train_images: int):
+    """``test_images`` test images and labels to estimate gradients on, and ``train_images``
+    training images and labels for the manifold and the amortised feedback (fixed seed)."""
     g = torch.Generator().manual_seed(0)
-    test_idx = torch.randperm(len(data.test), generator=g)[: cfg.batch_size]
-    train_idx = torch.randperm(len(data.train), generator=g)[: cfg.manifold_images]
+    test_idx = torch.randperm(len(data.test), generator=g)[:test_images]
+    train_idx = torch.randperm(len(data.train), generator=g)[:train_images]
     x, y = data.test.batch(test_idx, False, None)
-    xm, _ = data.train.batch(train_idx, False, None)
-    return x, y, xm
+    xm, ym = data.train.batch(train_idx, False, None)
+    return x, y, xm, ym
+
+
+def forward_from(model, layer: str, h: torch.Tensor, context: dict | None = None) -> torch.Tensor:
+    """``model.forward_from(layer, h)``, with ``context`` (clean activities for skip
+    connections) where the model takes it."""
+    if context is not None and "context" in inspect.signature(model.forward_from).parameters:
+        return model.forward_from(layer, h, context=context)
+    return model.forward_from(layer, h)
+
+
+def stage_inputs(model, name: str, x: torch.Tensor, acts: dict) -> tuple[torch.Tensor, ...]:
+    """What stage ``name`` reads (its sources among the input and the hidden activities)."""
+    if hasattr(model, "stage_inputs"):
+        return model.stage_inputs(name, {INPUT: x, **acts})
+    names = model.hidden_layers
+    i = names.index(name)
+    return (x if i == 0 else acts[names[i - 1]],)
 
 
 def activity(model, x: torch.Tensor, chunk: int = CHUNK) -> tuple[dict, dict]:
-    """Each hidden layer's input and output activity for images ``x``, recorded by taps."""
+    """Each hidden layer's inputs (a tuple: what its stage reads) and output activity for images
+    ``x``, recorded by taps."""
     acts = activities(model, x, batch=chunk)
-    names = model.hidden_layers
-    ins = {name: (x if i == 0 else acts[names[i - 1]]) for i, name in enumerate(names)}
+    ins = {name: stage_inputs(model, name, x, acts) for name in model.hidden_layers}
     return ins, acts
 
 
@@ -137,73 +211,124 @@ def nmnc_rule(model, manifold_acts: dict, k: int, cfg: GradientConfig) -> Rule:
     return rule
 
 
+def estimate(rule: Rule, batch: Batch, gen: torch.Generator, warm: list[Batch] = ()) -> dict:
+    """The rule's activity-gradient estimates for ``batch``, as the rule makes them in training.
+
+    With amortised feedback the rule's averaged Jacobian J_bar is first built from the ``warm``
+    batches (its own moving average), then applied to this batch: ``g_hat = J_bar^T e``.
+    """
+    if getattr(rule.settings, "feedback", "example") == "amortised":
+        if not warm:
+            raise NmncError("amortised feedback needs at least one warm-up batch")
+        for b in warm:
+            _rule_estimate(rule, b, gen)
+        return {
+            name: (batch.e @ _average(fb).to(batch.e)).view_as(batch.acts[name])
+            for name, fb in rule.feedback.items()
+        }
+    return _rule_estimate(rule, batch, gen)
+
+
+def _rule_estimate(rule: Rule, batch: Batch, gen: torch.Generator) -> dict:
+    if "context" in inspect.signature(rule.estimate).parameters:
+        return rule.estimate(batch.acts, batch.e, batch.y, gen, context=batch.context)
+    return rule.estimate(batch.acts, batch.e, batch.y, gen)
+
+
+def _average(fb) -> torch.Tensor:
+    """The bias-corrected moving-average Jacobian (n_o, n) of an amortised feedback."""
+    return fb.J / (1 - fb.decay**fb.updates)
+
+
+def true_gradients(model, batch: Batch) -> dict[str, torch.Tensor]:
+    """True gradient of the batch-mean cross-entropy with respect to every hidden activity."""
+    out = {}
+    for name, h in batch.acts.items():
+        h = h.detach().clone().requires_grad_()
+        loss = F.cross_entropy(forward_from(model, name, h, batch.context), batch.y)
+        out[name] = torch.autograd.grad(loss, h)[0]
+    return out
+
+
+def cosines(est: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Per-example cosine (B,) between activity-space vectors (B, *shape)."""
+    return F.cosine_similarity(est.flatten(1), true.flatten(1), dim=1)
+
+
 def quality_rows(
-    model, x: torch.Tensor, y: torch.Tensor, xm: torch.Tensor, cfg: GradientConfig, state: str
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    xm: torch.Tensor,
+    ym: torch.Tensor,
+    cfg: GradientConfig,
+    state: str,
 ) -> list[dict]:
-    """Table rows for one model: every hidden layer, VNC at each P and NMNC at each (k, P)."""
+    """Table rows for one model: every hidden layer, each rule, feedback and P (and k for NMNC)."""
     model.eval()  # frozen BatchNorm: the Jacobian the rules estimate
-    ins, acts = activity(model, x, chunk=len(x))
-    with torch.no_grad():
-        logits = model.stage(model.stage_names[-1])(acts[model.hidden_layers[-1]])
-    e = output_error(logits, y)  # (B, n_o) output error
-    low = None  # the clean pass under bf16 autocast: each layer's activity and the output error
+    batch = clean_batch(model, x, y)
+    true = true_gradients(model, batch)
+    low = None  # the clean pass under bf16 autocast
     if cfg.autocast == "bf16":
         with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16):
             acts16, logits16 = model.walk(x)
-        low = {"acts": acts16, "e": output_error(logits16, y)}
+        low = Batch(x, y, acts16, output_error(logits16, y))
     manifold_acts = activity(model, xm)[1]
-    nmnc = {k: nmnc_rule(model, manifold_acts, k, cfg) for k in cfg.k}
+    fit = "nmnc" in cfg.rules
+    nmnc = {k: nmnc_rule(model, manifold_acts, k, cfg) for k in cfg.k} if fit else {}
+    warm = []
+    if "amortised" in cfg.feedback:
+        warm = warm_batches(model, xm, ym, manifold_acts, cfg.batch_size, cfg.amortise_batches)
     del manifold_acts
-    work = [(name, P, k) for name in model.hidden_layers for P in cfg.P for k in (None, *cfg.k)]
+    ins = {name: stage_inputs(model, name, x, batch.acts) for name in model.hidden_layers}
+    w_true = {name: _weight_grad(model, name, ins[name], true[name]) for name in true}
+    work = [
+        (rule, fb, P, k)
+        for rule in cfg.rules
+        for fb in (("none",) if rule == "readout" else cfg.feedback)
+        for P in cfg.P
+        for k in (cfg.k if rule == "nmnc" else (None,))
+    ]
     rows = []
     bar = tqdm(work, desc=f"gradient quality ({state})", leave=False, disable=not cfg.progress)
-    for name, P, k in bar:
-        gen = torch.Generator().manual_seed(P * 1000 + (k or 0))
-        if k is None:  # VNC: white noise on all n units
-            rule, manifold = _vnc_rule(model, P, cfg), None
-        else:
-            rule, manifold = _drawing(nmnc[k], P), nmnc[k].manifolds[name]
-        row = _row(model, rule, manifold, name, ins[name], acts[name], e, y, gen, low)
-        rows.append({"state": state, **row})
+    for rule_name, fb, P, k in bar:
+        if rule_name == "readout":
+            rows += [{"state": state, **_readout_row(name, h, P)} for name, h in batch.acts.items()]
+            continue
+        rule = _rule(model, rule_name, P, fb, cfg, nmnc.get(k))
+        seed = P * 1000 + (k or 0)
+        est = estimate(rule, batch, torch.Generator().manual_seed(seed), warm)
+        est16 = None
+        if low is not None:  # as the rules do under autocast: bf16 clean pass, fp32 perturbed
+            rule16 = _rule(model, rule_name, P, fb, cfg, nmnc.get(k))
+            warm16 = [_low(model, b) for b in warm] if fb == "amortised" else []
+            est16 = estimate(rule16, low, torch.Generator().manual_seed(seed), warm16)
+        for name in rule.layers:
+            row = _row(model, rule, name, est[name], true[name], w_true[name], ins[name])
+            if est16 is not None:
+                row["cos_fp32"] = cosines(est16[name].float(), est[name]).mean().item()
+            rows.append({"state": state, **row})
     return rows
 
 
-def _row(
-    model,
-    rule: Rule,
-    manifold: ManifoldEstimator | None,
-    name: str,
-    inp: torch.Tensor,
-    h: torch.Tensor,
-    e: torch.Tensor,
-    y: torch.Tensor,
-    gen: torch.Generator,
-    low: dict | None = None,
-) -> dict:
-    """Estimate layer ``name``'s activity gradient with ``rule``'s noise and score it."""
-    P, n = rule.settings.P, math.prod(h.shape[1:])
+def _row(model, rule: Rule, name: str, est, true, w_true, inputs) -> dict:
+    """Score one layer's estimate against the true gradient."""
+    s, h_shape = rule.settings, true.shape[1:]
+    P, n = s.P, math.prod(h_shape)
+    manifold = getattr(rule, "manifolds", {}).get(name)
     k = n if manifold is None else manifold.k
-    true = _activity_grad(model, name, h, y)
-    xi, var = rule.noise(name, h, gen)  # (P, B, *shape) perturbations, per-direction variance
-    est = correlate(lambda z: model.forward_from(name, z), h, xi, var, e)
-    extra = {}
-    if low is not None:  # as the rules do under autocast: bf16 clean pass, fp32 perturbed passes
-        with torch.autocast(h.device.type, enabled=False):
-            h16, e16 = low["acts"][name].float(), low["e"].float()
-            est16 = correlate(lambda z: model.forward_from(name, z), h16, xi, var, e16)
-        extra["cos_fp32"] = (
-            F.cosine_similarity(est16.flatten(1), est.flatten(1), dim=1).mean().item()
-        )
     alpha = 1.0 if manifold is None else _on_manifold(manifold.project(true), true)
-    cos_a = F.cosine_similarity(est.flatten(1), true.flatten(1), dim=1).mean().item()
-    w_est, w_true = _weight_grad(model, name, inp, est), _weight_grad(model, name, inp, true)
-    cos_w = F.cosine_similarity(w_est, w_true, dim=0).item()
-    # E cos^2 = alpha P/(P+k-1) (VNC: alpha = 1, k = n)
-    theory = math.sqrt(alpha * P / (P + k - 1))
-    # perturbations VNC would need for this cosine, from E cos^2 = P/(P+n-1)
-    vnc_P = cos_a**2 * (n - 1) / max(1 - cos_a**2, 1e-12) if cos_a > 0 else 0.0
+    cos = cosines(est, true)
+    cos_a, rms = cos.mean().item(), (cos**2).mean().sqrt().item()
+    cos_w = F.cosine_similarity(_weight_grad(model, name, inputs, est), w_true, dim=0).item()
+    white = getattr(s, "noise_shape", "white") == "white"
+    # E cos^2 = alpha P/(P+k-1) (VNC: alpha = 1, k = n), for white per-example estimates
+    theory = math.sqrt(alpha * P / (P + k - 1)) if s.feedback == "example" and white else math.nan
+    # perturbations VNC would need for this RMS cosine, from E cos^2 = P/(P+n-1)
+    vnc_P = rms**2 * (n - 1) / max(1 - rms**2, 1e-12)
     return {
         "rule": rule.name,
+        "feedback": s.feedback,
         "layer": name,
         "n": n,
         "k": k,
@@ -211,24 +336,62 @@ def _row(
         "alpha": alpha,
         "chance": k / n,
         "cos_activity": cos_a,
-        "cos_weight": cos_w,
+        "rms_cos": rms,
         "rms_cos_theory": theory,
+        "cos_weight": cos_w,
         "vnc_P_equivalent": vnc_P,
-        **extra,
     }
+
+
+def _readout_row(name: str, h: torch.Tensor, P: int) -> dict:
+    """The read-out-only control: no hidden-layer estimate (zero), so every cosine is 0."""
+    n = math.prod(h.shape[1:])
+    return {
+        "rule": "readout",
+        "feedback": "none",
+        "layer": name,
+        "n": n,
+        "k": 0,
+        "P": P,
+        "alpha": 0.0,
+        "chance": 0.0,
+        "cos_activity": 0.0,
+        "rms_cos": 0.0,
+        "rms_cos_theory": 0.0,
+        "cos_weight": 0.0,
+        "vnc_P_equivalent": 0.0,
+    }
+
+
+def warm_batches(model, xm, ym, acts: dict, batch_size: int, count: int) -> list[Batch]:
+    """The first ``count`` batches of training images ``xm`` (activities ``acts`` already
+    known): what amortised feedback is built on."""
+    out = []
+    for i in range(0, min(len(xm), count * batch_size), batch_size):
+        part = {name: h[i : i + batch_size] for name, h in acts.items()}
+        out.append(clean_batch(model, xm[i : i + batch_size], ym[i : i + batch_size], part))
+    return out
+
+
+def _low(model, batch: Batch) -> Batch:
+    """``batch``'s clean pass under bf16 autocast."""
+    with torch.no_grad(), torch.autocast(batch.x.device.type, dtype=torch.bfloat16):
+        acts, logits = model.walk(batch.x)
+    return Batch(batch.x, batch.y, acts, output_error(logits, batch.y))
 
 
 def _noise_settings(cfg: GradientConfig) -> dict:
     return {} if cfg.sigma is None else {"sigma": cfg.sigma}
 
 
-def _vnc_rule(model, P: int, cfg: GradientConfig) -> Rule:
-    return build_rule("vnc", model, P=P, **_noise_settings(cfg))
-
-
-def _drawing(rule: Rule, P: int) -> Rule:
-    """``rule`` set to draw P perturbations per example; its fitted manifolds are kept."""
-    rule.settings = dataclasses.replace(rule.settings, P=P)
+def _rule(model, name: str, P: int, feedback: str, cfg: GradientConfig, fitted=None) -> Rule:
+    """A fresh rule ``name`` drawing P perturbations with ``feedback``; NMNC takes the manifolds
+    already fitted in ``fitted``."""
+    if fitted is None:
+        return build_rule(name, model, P=P, feedback=feedback, **_noise_settings(cfg))
+    settings = dataclasses.replace(fitted.settings, P=P, feedback=feedback)
+    rule = build_rule(name, model, settings)
+    rule.manifolds = fitted.manifolds
     return rule
 
 
@@ -238,16 +401,8 @@ def _on_manifold(proj: torch.Tensor, g: torch.Tensor) -> float:
     return float((on / (g.flatten(1) ** 2).sum(1).clamp_min(1e-30)).mean())
 
 
-def _activity_grad(model, name: str, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """True gradient of the batch-mean cross-entropy with respect to layer ``name``'s activity."""
-    h = h.clone().requires_grad_()
-    loss = F.cross_entropy(model.forward_from(name, h), y)
-    return torch.autograd.grad(loss, h)[0]
-
-
-def _weight_grad(model, name: str, inp: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def _weight_grad(model, name: str, inputs: tuple, g: torch.Tensor) -> torch.Tensor:
     """The layer's own parameter gradient (flattened) for output gradient ``g``."""
-    stage = model.stage(name)
-    params = [p for p in stage.parameters() if p.requires_grad]
-    out = stage(inp)
-    return torch.cat([t.flatten() for t in torch.autograd.grad(out, params, g)])
+    params = [p for p in model.stage(name).parameters() if p.requires_grad]
+    out = model.stage(name)(*inputs)
+    return torch.cat([t.flatten() for t in torch.autograd.grad(out, params, g.to(out.dtype))])

@@ -14,6 +14,14 @@ by name):
 
 ``k`` is fixed, or (``k_rule``) the smallest k explaining ``var_threshold`` of the variance, or
 the participation ratio; adaptive k never exceeds ``k_max``.
+
+Noise shape (``noise_shape``):
+- ``white``: ``xi = sigma U z``, z ~ N(0, I_k): isotropic in span(U), covariance sigma^2 U U^T;
+- ``pca``: ``xi = sigma U diag(s) z`` with s_i proportional to the square root of the variance
+  along U's column i, normalised so that mean(s_i^2) = 1 (the same total energy as white noise
+  in the subspace): covariance sigma^2 U diag(s^2) U^T. The rules keep the estimate
+  ``J_hat = (1/P) sum_p dy_p xi_p^T / sigma^2``, so its mean is ``J U diag(s^2) U^T``: biased
+  inside the subspace too (high-variance directions weigh more), on top of the projection bias.
 """
 
 from __future__ import annotations
@@ -47,9 +55,16 @@ class Space(ABC):
 
     @abstractmethod
     def sample(
-        self, U: torch.Tensor, P: int, B: int, sigma: float, gen: torch.Generator
+        self,
+        U: torch.Tensor,
+        P: int,
+        B: int,
+        sigma: float,
+        gen: torch.Generator,
+        scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``sigma * U z`` for every example (and position): (P, B, *shape)."""
+        """``sigma * U diag(scale) z`` for every example (and position): (P, B, *shape);
+        ``scale`` (k,) None means white noise (all ones)."""
 
     @abstractmethod
     def project(self, U: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -66,8 +81,10 @@ class MapSpace(Space):
     def rows(self, h: torch.Tensor) -> torch.Tensor:
         return h.flatten(1)
 
-    def sample(self, U, P, B, sigma, gen):
+    def sample(self, U, P, B, sigma, gen, scale=None):
         z = torch.randn(P, B, U.shape[1], generator=gen, device=U.device)  # (P, B, k)
+        if scale is not None:
+            z = z * scale
         return (sigma * z @ U.T).view(P, B, *self.shape)
 
     def project(self, U, g):
@@ -96,9 +113,11 @@ class ChannelSpace(Space):
             rows = rows[torch.linspace(0, len(rows) - 1, self.max_rows, device=rows.device).long()]
         return rows
 
-    def sample(self, U, P, B, sigma, gen):
+    def sample(self, U, P, B, sigma, gen, scale=None):
         C, H, W = self.shape
         z = torch.randn(P, B, H * W, U.shape[1], generator=gen, device=U.device)  # (P, B, H*W, k)
+        if scale is not None:
+            z = z * scale
         return (sigma * z @ U.T).view(P, B, H, W, C).permute(0, 1, 4, 2, 3)
 
     def project(self, U, g):
@@ -107,6 +126,7 @@ class ChannelSpace(Space):
 
 
 SPACES: dict[str, type[Space]] = {"map": MapSpace, "channel": ChannelSpace}
+NOISE_SHAPES = ("white", "pca")  # isotropic in span(U), or std along U's columns ~ sqrt(variance)
 
 
 # ---- choosing k from a refreshed spectrum ---------------------------------------------------
@@ -133,6 +153,7 @@ class ManifoldEstimator(ABC):
     basis with its variances at each refresh (:meth:`_basis`).
 
     ``ema_decay`` is the per-step decay of the running mean (EMACovariance's covariance too).
+    ``noise_shape`` is ``white`` or ``pca`` (see the module docstring).
     """
 
     OPTIONS: ClassVar[tuple[str, ...]] = ()  # settings only this estimator takes
@@ -152,14 +173,20 @@ class ManifoldEstimator(ABC):
         ema_decay: float = 0.99,
         max_rows: int = 4096,
         seed: int = 0,
+        noise_shape: str = "white",
     ):
-        for name, value, allowed in (("space", space, SPACES), ("k_rule", k_rule, K_RULES)):
+        for name, value, allowed in (
+            ("space", space, SPACES),
+            ("k_rule", k_rule, K_RULES),
+            ("noise_shape", noise_shape, NOISE_SHAPES),
+        ):
             if value not in allowed:
                 raise UnknownNameError(f"manifold {name}", value, allowed)
         self.space = SPACES[space](shape, max_rows)
         self.shape, self.dim = self.space.shape, self.space.dim
         self.centered, self.refresh, self.ema_decay, self.seed = centered, refresh, ema_decay, seed
         self.k_rule, self.var_threshold = k_rule, var_threshold
+        self.noise_shape = noise_shape
         self.k_cap = min(k if k_rule == "fixed" else k_max, self.dim)
         self.U: torch.Tensor | None = None  # (dim, k), orthonormal columns
         self.spectrum: torch.Tensor | None = None  # variances along U's columns
@@ -216,10 +243,20 @@ class ManifoldEstimator(ABC):
         total variance; sets ``self.pr`` where the estimator knows the whole spectrum."""
 
     # ---- noise ------------------------------------------------------------------------------
+    def noise_scale(self) -> torch.Tensor | None:
+        """s (k,) for ``noise_shape='pca'``: sqrt of the variances along U's columns, normalised
+        to mean(s^2) = 1 (all ones when the spectrum is flat or zero); None for white noise."""
+        if self.noise_shape == "white":
+            return None
+        lam = self.spectrum.to(self.U.device, torch.float32).clamp_min(0)
+        if not float(lam.sum()) > 0:
+            return torch.ones_like(lam)
+        return (lam / lam.mean()).sqrt()
+
     def sample(self, P: int, B: int, sigma: float, gen: torch.Generator) -> torch.Tensor:
-        """Perturbations ``sigma * U z``, z ~ N(0, I_k): (P, B, *shape), covariance
-        sigma^2 U U^T."""
-        return self.space.sample(self.U, P, B, sigma, gen)
+        """Perturbations ``sigma * U diag(s) z``, z ~ N(0, I_k): (P, B, *shape), covariance
+        sigma^2 U diag(s^2) U^T (s = 1: white noise, covariance sigma^2 U U^T)."""
+        return self.space.sample(self.U, P, B, sigma, gen, self.noise_scale())
 
     def project(self, g: torch.Tensor) -> torch.Tensor:
         """Pi g: the part of activity-space vectors (B, *shape) on the manifold."""
@@ -313,17 +350,20 @@ class EMACovariance(ManifoldEstimator):
 class Sanger(ManifoldEstimator):
     """Sanger's generalized Hebbian rule: k_cap weight rows converge to the top principal axes.
 
-    The rule learns no variances, so every direction counts as variance 1 and k is the cap.
+    k is the cap. The rule itself learns no variances; the variances along the learned directions
+    (``spectrum``, used by ``noise_shape='pca'``) come from a moving average of the k x k second
+    moment of the projections y = W x, rotated onto the orthonormalised directions.
     """
 
     OPTIONS = ("oja_lr",)
-    STATE = ManifoldEstimator.STATE + ("W", "sq_norm")
+    STATE = ManifoldEstimator.STATE + ("W", "sq_norm", "ycov")
 
     def __init__(self, shape: tuple[int, ...], *, oja_lr: float = 0.2, **common):
         super().__init__(shape, **common)
         self.oja_lr = oja_lr  # in units of the data's mean squared norm
         self.W: torch.Tensor | None = None  # (k, dim) Sanger weights
         self.sq_norm: float = 0.0  # running mean squared norm of the rows
+        self.ycov: torch.Tensor | None = None  # (k, k) moving-average second moment of W x
 
     def _update(self, X: torch.Tensor) -> None:
         if self.centered:
@@ -335,13 +375,19 @@ class Sanger(ManifoldEstimator):
         energy = float((X**2).sum(1).mean())
         self.sq_norm = 0.9 * self.sq_norm + 0.1 * energy if self.sq_norm else energy
         Y = X @ self.W.T  # (M, k) projections
+        second = Y.T @ Y / len(X)
+        self.ycov = second if self.ycov is None else 0.9 * self.ycov + 0.1 * second
         # Sanger: dW = lr (y x^T - LT(y y^T) W), learning rate in units of the data's squared norm
         dW = (Y.T @ X - torch.tril(Y.T @ Y) @ self.W) / len(X)
         self.W += (self.oja_lr / max(self.sq_norm, 1e-12)) * dW
 
     def _basis(self):
-        V = torch.linalg.qr(self.W.T)[0]  # orthonormalised learned rows
-        lam = torch.ones(V.shape[1], device=V.device)
+        V, R = torch.linalg.qr(self.W.T)  # orthonormalised learned rows: W^T = V R
+        if self.ycov is None:  # a state saved before the variances were kept
+            lam = torch.ones(V.shape[1], device=V.device)
+        else:  # V^T x = R^-T y, so the variances along V are diag(R^-T E[y y^T] R^-1)
+            left = torch.linalg.solve_triangular(R.T, self.ycov, upper=False)
+            lam = torch.linalg.solve_triangular(R.T, left.T, upper=False).diagonal().clamp_min(0)
         return V, lam, float(lam.sum())
 
     def _choose_k(self, lam: torch.Tensor, var_total: float) -> int:

@@ -9,7 +9,10 @@ the layer, with BatchNorm frozen), draw perturbations ``xi`` (P, B, *shape) with
     g_hat = (1/P) sum_p xi_p dloss_p / var            # scalar-loss form
 
 All P perturbations of a batch run through ``f`` as one batched forward pass (split into chunks of
-at most ``max_batch`` rows only to bound memory), never as a Python loop over single forwards.
+whole copies of the batch, at most ``max_batch`` rows where B allows, only to bound memory), never
+as a Python loop over single forwards. Copies are flattened as (P, B) with B innermost, so a chunk
+of m*B rows pairs with clean activities of the B examples repeated m times (the ``context`` of
+``forward_from`` for networks with skip connections).
 """
 
 from __future__ import annotations
@@ -48,10 +51,11 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def _batched(f: Callable, inputs: torch.Tensor, max_batch: int) -> torch.Tensor:
-    if len(inputs) <= max_batch:
+def _batched(f: Callable, inputs: torch.Tensor, max_batch: int, B: int = 1) -> torch.Tensor:
+    rows = max(B, max_batch // B * B)  # whole copies of a batch of B per chunk
+    if len(inputs) <= rows:
         return _full(f(inputs))
-    return torch.cat([_full(f(c)) for c in inputs.split(max_batch)])
+    return torch.cat([_full(f(c)) for c in inputs.split(rows)])
 
 
 def _scores(plus, minus, e, y, antithetic: bool, form: str) -> torch.Tensor:
@@ -94,9 +98,10 @@ def correlate(
 ) -> torch.Tensor:
     """Noise-correlation estimate of the activity gradient ``J^T e`` (B, *shape).
 
-    ``f`` maps activity (N, *shape) to logits (N, n_o); ``xi`` (P, B, *shape) are the
-    perturbations, whose covariance is ``var`` times a projector; ``e`` (B, n_o) is the output
-    error (Jacobian form) and ``y`` (B,) the labels (scalar-loss form, batch-mean cross-entropy).
+    ``f`` maps activity (N, *shape) to logits (N, n_o), N a multiple of B (copies of the batch,
+    B innermost); ``xi`` (P, B, *shape) are the perturbations, whose covariance is ``var`` times a
+    projector; ``e`` (B, n_o) is the output error (Jacobian form) and ``y`` (B,) the labels
+    (scalar-loss form, batch-mean cross-entropy).
     """
     P, B = xi.shape[:2]
     with torch.no_grad():
@@ -104,10 +109,10 @@ def correlate(
             hp = torch.cat([h.unsqueeze(0) + xi, h.unsqueeze(0) - xi]).flatten(
                 0, 1
             )  # (2P*B, *shape)
-            out = _batched(f, hp, max_batch).view(2, P, B, -1)  # (2, P, B, n_o) logits
+            out = _batched(f, hp, max_batch, B).view(2, P, B, -1)  # (2, P, B, n_o) logits
             plus, minus = out[0], out[1]
         else:
-            plus = _batched(f, (h.unsqueeze(0) + xi).flatten(0, 1), max_batch).view(P, B, -1)
+            plus = _batched(f, (h.unsqueeze(0) + xi).flatten(0, 1), max_batch, B).view(P, B, -1)
             minus = _full(f(h)).unsqueeze(0)  # one clean pass of the same frozen network
         return _project(_scores(plus, minus, e, y, antithetic, form), xi, var).to(h.dtype)
 
@@ -122,9 +127,13 @@ def correlate_all(
     y=None,
     antithetic: bool = True,
     form: str = "jacobian",
+    context: dict | None = None,
 ) -> dict:
     """All layers perturbed at once: one pass per perturbation from the lowest layer up, the noise
-    of higher layers added by taps (forward hooks) as the copies pass them."""
+    of higher layers added by taps (forward hooks) as the copies pass them.
+
+    ``context`` holds clean activities (B, *shape) of layers below the lowest perturbed one that
+    stages above it read through skip connections (see ``StagedNet.forward_from``)."""
     from .taps import inject
 
     first = layers[0]
@@ -137,14 +146,15 @@ def correlate_all(
     with torch.no_grad():
         h0 = hs[first].unsqueeze(0)
         with inject(model, edits):
-            out = _full(model.forward_from(first, (h0 + sign(xis[first])).flatten(0, 1)))
+            hp = (h0 + sign(xis[first])).flatten(0, 1)
+            out = _full(model.forward_from(first, hp, context))
         if antithetic:
             out = out.view(2, P, B, -1)
             plus, minus = out[0], out[1]
         else:
             plus = out.view(P, B, -1)
             with inject(model, {name: (lambda out: out) for name in layers[1:]}):
-                minus = _full(model.forward_from(first, hs[first])).unsqueeze(0)
+                minus = _full(model.forward_from(first, hs[first], context)).unsqueeze(0)
         s = _scores(plus, minus, e, y, antithetic, form)
         return {name: _project(s, xis[name], variances[name]).to(hs[name].dtype) for name in layers}
 

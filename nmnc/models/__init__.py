@@ -1,7 +1,9 @@
 """Model registry: ``build_model('cnn', width=0.5)``; ``MODELS.names()`` lists them.
 
-Every model is a :class:`StagedNet`: an ordered list of named stages whose outputs (all but the
-last, the read-out) are the hidden layers that learning rules perturb and benchmarks record.
+Every model is a :class:`StagedNet`: an ordered list of named stages, one weight layer each,
+whose outputs (all but the last, the read-out) are the hidden layers that learning rules perturb
+and benchmarks record. A stage reads the previous stage's output or, through a skip connection,
+earlier ones too (ResNet blocks).
 
 BatchNorm and perturbation rules: a BatchNorm layer in training mode couples the examples of a
 batch, so perturbing one copy would shift every other copy's statistics. Models therefore take

@@ -1,5 +1,12 @@
-"""ResNet-18 layout adapted to 32x32 input (3x3 stem, no max-pool); each residual block is one
-hidden layer."""
+"""ResNet-18 layout adapted to 32x32 input (3x3 stem, no max-pool), with a hidden layer per
+convolution.
+
+Each residual block is two stages: ``<block>a = relu(bn1(conv1(x)))`` and
+``<block>b = relu(bn2(conv2(a)) + shortcut(x))``, where ``x`` is the block input (a skip
+connection) and the shortcut is the identity or a 1x1 convolution with its norm. The shortcut
+convolution sits in parallel with ``conv2`` (both feed the same pre-activation), never in series,
+so every weight layer is trained from its own stage's output alone.
+"""
 
 from __future__ import annotations
 
@@ -22,14 +29,20 @@ class ResNetSettings:
     input_size: int = 32
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with a shortcut: one residual block."""
+def conv_stage(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential:
+    """3x3 convolution, norm and ReLU: the stem and each block's first stage."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=norm == "none"), norm_layer(norm, cout), nn.ReLU()
+    )
+
+
+class ResidualJoin(nn.Module):
+    """A block's second stage: ``relu(bn2(conv2(a)) + shortcut(x))`` from its first stage's
+    output ``a`` and the block input ``x``."""
 
     def __init__(self, cin: int, cout: int, stride: int, norm: str):
         super().__init__()
         bias = norm == "none"
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=bias)
-        self.bn1 = norm_layer(norm, cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=bias)
         self.bn2 = norm_layer(norm, cout)
         self.shortcut = nn.Identity()
@@ -38,37 +51,32 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(cin, cout, 1, stride, bias=bias), norm_layer(norm, cout)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
+    def forward(self, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The block output from its first stage ``a`` and its input ``x``."""
+        return torch.relu(self.bn2(self.conv2(a)) + self.shortcut(x))
 
 
 @MODELS.register(
     "resnet",
     ResNetSettings,
-    help="ResNet-18 for 32x32 input; hidden layers: stem and 8 residual blocks",
+    help="ResNet-18 for 32x32 input; hidden layers: stem and one per block conv "
+    "(layer1_0a, layer1_0b .. layer4_1b)",
 )
 def resnet(s: ResNetSettings) -> StagedNet:
-    """ResNet-18 for 32x32 input."""
+    """ResNet-18 for 32x32 input, one stage per convolution."""
     chans = [scaled(c, s.width) for c in (64, 128, 256, 512)]
-    stages = [
-        (
-            "stem",
-            nn.Sequential(
-                nn.Conv2d(3, chans[0], 3, 1, 1, bias=s.norm == "none"),
-                norm_layer(s.norm, chans[0]),
-                nn.ReLU(),
-            ),
-        )
-    ]
-    cin = chans[0]
+    stages = [("stem", conv_stage(3, chans[0], 1, s.norm))]
+    sources = {}
+    cin, prev = chans[0], "stem"
     for i, cout in enumerate(chans, start=1):
         for j in range(2):
             stride = 2 if (i > 1 and j == 0) else 1
-            stages.append((f"layer{i}_{j}", BasicBlock(cin, cout, stride, s.norm)))
-            cin = cout
+            block = f"layer{i}_{j}"
+            stages.append((f"{block}a", conv_stage(cin, cout, stride, s.norm)))
+            stages.append((f"{block}b", ResidualJoin(cin, cout, stride, s.norm)))
+            sources[f"{block}b"] = (f"{block}a", prev)  # the block input skips the first stage
+            cin, prev = cout, f"{block}b"
     stages.append(
         ("fc", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, s.num_classes)))
     )
-    return StagedNet(stages, s.input_size)
+    return StagedNet(stages, s.input_size, sources)

@@ -15,12 +15,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..engine.perturb import correlate, correlate_all, forward_passes, frozen_norm, output_error
+from ..engine.feedback import AmortisedFeedback, batch_jacobian
+from ..engine.norm import capture_batch_stats, clean_stats
+from ..engine.perturb import correlate, correlate_all, forward_passes, output_error
 from ..errors import NmncError, UnknownNameError
 from . import Rule, StepResult
 
 FORMS = ("jacobian", "loss")
 MODES = ("layerwise", "all")
+FEEDBACK = ("example", "amortised")
 
 
 def check_noise_settings(s) -> None:
@@ -35,6 +38,16 @@ def check_noise_settings(s) -> None:
         raise NmncError(f"sigma must be a positive number, got {s.sigma}")
     if s.max_batch < 1:
         raise NmncError(f"max_batch must be at least 1, got {s.max_batch}")
+    if s.feedback not in FEEDBACK:
+        raise UnknownNameError("feedback", s.feedback, FEEDBACK)
+    if not 0 <= s.feedback_decay < 1:
+        raise NmncError(f"feedback_decay must be in [0, 1), got {s.feedback_decay}")
+    needs = ("layerwise", "jacobian", True)
+    if s.feedback == "amortised" and (s.mode, s.form, s.antithetic) != needs:
+        raise NmncError(
+            "feedback=amortised needs mode=layerwise, form=jacobian and antithetic=true; "
+            f"got mode={s.mode}, form={s.form}, antithetic={s.antithetic}"
+        )
 
 
 def selected_layers(spec: str, hidden: list[str]) -> list[str]:
@@ -56,6 +69,8 @@ class NoiseRule(Rule):
         self.layers = selected_layers(settings.layers, model.hidden_layers)
         self.shapes = model.layer_shapes()
         self.t = 0  # steps taken (manifold refresh clock)
+        self.feedback = {name: AmortisedFeedback(settings.feedback_decay) for name in self.layers}
+        self.stats: dict = {}  # BatchNorm statistics of the latest clean pass
 
     # subclasses define the perturbation distribution
     def noise(
@@ -67,25 +82,40 @@ class NoiseRule(Rule):
     def observe(self, acts: dict[str, torch.Tensor]) -> None:
         """Hook for rules that learn from clean activity (NMNC's manifold)."""
 
-    def estimate(self, acts: dict, e: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict:
-        """Estimated activity gradients g_hat_l (B, *shape) for every perturbed layer."""
+    def estimate(
+        self,
+        acts: dict,
+        e: torch.Tensor,
+        y: torch.Tensor,
+        gen: torch.Generator,
+        context: dict | None = None,
+    ) -> dict:
+        """Estimated activity gradients g_hat_l (B, *shape) for every perturbed layer.
+
+        ``context``: the clean pass's hidden activities, which stages above a layer may read
+        through skip connections (see ``StagedNet.forward_from``)."""
         s, model = self.settings, self.model
         # Perturbed passes run in fp32 whatever the clean pass's autocast: a perturbation smaller
         # than half a bf16 step of its activity would vanish (NMNC's per-unit noise in conv1 is
         # about sigma * sqrt(k / n), far below bf16's resolution of typical activities).
         acts = {name: h.float() for name, h in acts.items()}
         e = e.float()
-        with frozen_norm(model), torch.autocast(e.device.type, enabled=False):
+        with clean_stats(model, self.stats), torch.autocast(e.device.type, enabled=False):
             draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
             xis = {n: d[0] for n, d in draws.items()}
+            if s.feedback == "amortised":
+                return {
+                    name: self._amortised(name, acts[name], xi, var, e, context)
+                    for name, (xi, var) in draws.items()
+                }
             if s.mode == "all":
                 variances = {n: d[1] for n, d in draws.items()}
                 return correlate_all(
-                    model, self.layers, acts, xis, variances, e, y, s.antithetic, s.form
+                    model, self.layers, acts, xis, variances, e, y, s.antithetic, s.form, context
                 )
             return {
                 name: correlate(
-                    lambda z, name=name: model.forward_from(name, z),
+                    lambda z, name=name: model.forward_from(name, z, context),
                     acts[name],
                     xi,
                     var,
@@ -98,17 +128,23 @@ class NoiseRule(Rule):
                 for name, (xi, var) in draws.items()
             }
 
+    def _amortised(self, name, h, xi, var, e, context=None):
+        """g_hat = e J_bar: this step's batch Jacobian folded into the layer's running average."""
+        f = lambda z: self.model.forward_from(name, z, context)  # noqa: E731
+        J = self.feedback[name].update(batch_jacobian(f, h, xi, var, self.settings.max_batch))
+        return (e @ J).view_as(h)
+
     def step(self, x, y, gen):
-        outs, logits = self.model.walk(
-            x, detach_inputs=True
-        )  # each stage's graph ends at its own input
+        with capture_batch_stats(self.model) as self.stats:
+            # each stage's graph ends at its own input
+            outs, logits = self.model.walk(x, detach_inputs=True)
         loss = F.cross_entropy(logits.float(), y)
         loss.backward()  # read-out: exact local error
         e = output_error(logits.detach(), y)  # (B, n_o)
         acts = {name: outs[name].detach() for name in self.layers}
         with torch.autocast(x.device.type, enabled=False):  # PCA/QR have no half-precision kernels
             self.observe(acts)
-        g_hat = self.estimate(acts, e, y, gen)
+        g_hat = self.estimate(acts, e, y, gen, context={n: h.detach() for n, h in outs.items()})
         torch.autograd.backward(
             [outs[n] for n in self.layers], [g_hat[n].to(outs[n].dtype) for n in self.layers]
         )
@@ -126,10 +162,18 @@ class NoiseRule(Rule):
         )
 
     def state_dict(self) -> dict:
-        return {"t": self.t}
+        """The step clock and, with amortised feedback, each layer's averaged Jacobian."""
+        out = {"t": self.t}
+        if self.settings.feedback == "amortised":
+            out["feedback"] = {n: f.state_dict() for n, f in self.feedback.items()}
+        return out
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
         self.t = int(state.get("t", 0))
+        for name, fs in (state.get("feedback") or {}).items():
+            if name in self.feedback:
+                self.feedback[name].load_state_dict(fs)
 
 
 def unit_sigma(sigma: float, n: int, match_k: int) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.manifold import ESTIMATORS, K_RULES, SPACES, make_manifold
+from ..engine.manifold import ESTIMATORS, K_RULES, NOISE_SHAPES, SPACES, make_manifold
 from ..errors import NmncError, UnknownNameError
 from . import RULES
 from ._noise import NoiseRule, check_noise_settings
@@ -36,6 +36,9 @@ class NMNCSettings:
     buffer: int = 1024  # activity vectors kept for batch PCA
     ema_decay: float = 0.99
     oja_lr: float = 0.2
+    noise_shape: str = "white"  # 'white' (isotropic in span(U)) or 'pca' (std ~ sqrt(PCA variance))
+    feedback: str = "example"  # 'example' (per-example estimate) or 'amortised' (averaged J_hat)
+    feedback_decay: float = 0.9  # amortised: J_bar <- decay * J_bar + (1 - decay) * J_batch
 
     def __post_init__(self):
         check_noise_settings(self)
@@ -43,6 +46,7 @@ class NMNCSettings:
             ("estimator", self.estimator, ESTIMATORS),
             ("space", self.space, SPACES),
             ("k_rule", self.k_rule, K_RULES),
+            ("noise_shape", self.noise_shape, NOISE_SHAPES),
         ):
             if value not in allowed:
                 raise UnknownNameError(f"manifold {name}", value, allowed)
@@ -79,6 +83,7 @@ class NMNC(NoiseRule):
                 k_max=s.k_max,
                 ema_decay=s.ema_decay,
                 oja_lr=s.oja_lr,
+                noise_shape=s.noise_shape,
                 seed=i,
             )
             for i, name in enumerate(self.layers)
@@ -89,11 +94,16 @@ class NMNC(NoiseRule):
             m.observe(acts[name], self.t)
 
     def noise(self, layer, h, gen):
+        """``sigma U z`` (white) or ``sigma U diag(s) z`` (noise_shape=pca) per example; the
+        estimate divides by sigma^2 either way, so shaped noise estimates J U diag(s^2) U^T."""
         s = self.settings
         return self.manifolds[layer].sample(s.P, len(h), s.sigma, gen), s.sigma**2
 
     def state_dict(self):
-        return {"t": self.t, "manifolds": {n: m.state_dict() for n, m in self.manifolds.items()}}
+        return {
+            **super().state_dict(),
+            "manifolds": {n: m.state_dict() for n, m in self.manifolds.items()},
+        }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)

@@ -1,4 +1,9 @@
-"""VNC, vanilla noise correlation (node perturbation): white noise on every unit of a layer."""
+"""VNC, vanilla noise correlation (node perturbation): white noise on every unit of a layer.
+
+``vnc`` is energy-matched to NMNC (per-unit variance sigma^2 k / n, so its total noise energy per
+perturbation equals NMNC's at k = ``match_k``), as the design notes and the same lab's
+reimplementation do; ``vnc-unmatched`` gives every unit std sigma (n / k times NMNC's energy).
+"""
 
 from __future__ import annotations
 
@@ -24,10 +29,12 @@ class VNCSettings:
     form: str = "jacobian"  # 'jacobian' (dy . e) or 'loss' (scalar loss change)
     mode: str = "layerwise"  # 'layerwise' (one layer at a time) or 'all' (all layers in one pass)
     layers: str = "all"  # 'all' or comma-separated hidden layers; others are not trained
-    match_k: int = (
-        0  # >0: per-unit std sigma*sqrt(match_k/n), same total noise energy as NMNC at k=match_k
-    )
+    # >0: per-unit std sigma*sqrt(match_k/n), the total noise energy of NMNC at k = match_k
+    # (the default, NMNC's default k); 0: per-unit std sigma (rule 'vnc-unmatched')
+    match_k: int = 32
     max_batch: int = 4096  # perturbed copies per forward pass (memory bound only)
+    feedback: str = "example"  # 'example' (per-example estimate) or 'amortised' (averaged J_hat)
+    feedback_decay: float = 0.9  # amortised: J_bar <- decay * J_bar + (1 - decay) * J_batch
 
     def __post_init__(self):
         check_noise_settings(self)
@@ -44,3 +51,17 @@ class VNC(NoiseRule):
         std = unit_sigma(s.sigma, math.prod(h.shape[1:]), s.match_k)
         xi = std * torch.randn(s.P, *h.shape, generator=gen, device=h.device)
         return xi, std**2
+
+
+@dataclass(frozen=True)
+class VNCUnmatchedSettings(VNCSettings):
+    """Settings of ``vnc-unmatched``: VNC with per-unit std sigma (match_k = 0)."""
+
+    match_k: int = 0
+
+
+RULES.register(
+    "vnc-unmatched",
+    VNCUnmatchedSettings,
+    help="vanilla noise correlation with per-unit std sigma (n/k times NMNC's noise energy)",
+)(VNC)

@@ -51,8 +51,8 @@ def cost(cfg: CostConfig) -> pd.DataFrame:
             acts = activities(model, x, batch=len(x))
             for name, a in acts.items():
                 copies = a.unsqueeze(0).expand(2 * P, *a.shape).reshape(-1, *a.shape[1:])
-                for chunk in copies.split(4096):
-                    model.forward_from(name, chunk)
+                for chunk in copies.split(max(B, 4096 // B * B)):  # whole copies of the batch
+                    model.forward_from(name, chunk, acts)
 
     def bp():
         model.zero_grad()

@@ -92,6 +92,25 @@ def split_indices(labels: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor,
     return val, pool[balanced_subset(labels[pool], cfg.train_examples, cfg.seed)]
 
 
+def param_groups(model, cfg: TrainConfig) -> list[dict]:
+    """Optimizer groups: the hidden layers at ``lr``, the read-out stage at ``readout_lr``."""
+    readout = {id(p) for p in model.stage(model.stage_names[-1]).parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    hidden = [p for p in trainable if id(p) not in readout]
+    head = [p for p in trainable if id(p) in readout]
+    groups = [{"params": hidden, "lr": cfg.lr, "name": "hidden"}] if hidden else []
+    return groups + [{"params": head, "lr": cfg.readout_lr or cfg.lr, "name": "readout"}]
+
+
+def clip_hidden(model, max_norm: float) -> None:
+    """Clip each hidden layer's gradient norm to ``max_norm``; the read-out's exact gradient is
+    never touched, so clipping cannot shrink one rule's read-out more than another's."""
+    for name in model.hidden_layers:
+        grads = [p for p in model.stage(name).parameters() if p.grad is not None]
+        if grads:
+            torch.nn.utils.clip_grad_norm_(grads, max_norm)
+
+
 class Run:
     """One training run: builds everything from a TrainConfig, or from a checkpoint to resume."""
 
@@ -116,7 +135,7 @@ class Run:
             self.device
         )
         self.rule = build_rule(cfg.rule, self.model, **cfg.rule_settings)
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = param_groups(self.model, cfg)
         if cfg.optimizer == "sgd":
             self.opt = torch.optim.SGD(
                 params,
@@ -235,7 +254,7 @@ class Run:
                         f"{where}; lower --lr (now {cfg.lr}) or set grad_clip"
                     )
                 if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    clip_hidden(self.model, cfg.grad_clip)
                 lr = self.opt.param_groups[0]["lr"]
                 self.opt.step()
                 self.sched.step()
@@ -483,6 +502,7 @@ def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             c["perturbations"],
             ckpt.test_acc,
             c["elapsed"],
+            ckpt.val_acc,
         )
     print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
     runtime = {k: getattr(cfg, k) for k in RUNTIME_KEYS if k != "out"}  # these may change on resume
