@@ -62,6 +62,7 @@ class AnalysisPlan:
     gradient_P: tuple[int, ...] = (1, 4, 16)
     gradient_k: tuple[int, ...] = (8, 32)
     gradient_batch: int = 16
+    gradient_feedback: tuple[str, ...] = ("example", "amortised")  # noise rules' feedback variants
     manifold_images: int = 512
     widths: tuple[float, ...] = (0.25, 0.5, 1.0)
     width_recipe: str = "cnn-width"
@@ -233,6 +234,7 @@ def check(exp: Experiment, where: str = "experiment") -> None:
             k=a.gradient_k,
             batch_size=a.gradient_batch,
             manifold_images=a.manifold_images,
+            feedback=a.gradient_feedback,
         ),
     )
     _in(

@@ -125,6 +125,7 @@ def run_experiment(cfg: MainConfig) -> Path:
                 k=a.gradient_k,
                 batch_size=a.gradient_batch,
                 manifold_images=a.manifold_images,
+                feedback=a.gradient_feedback,
                 **common,
             ),
             gradient_quality,

@@ -320,13 +320,18 @@ def fig_analyses(dirs: tuple[str, ...], out: Path) -> list[Path]:
 
                 g = pd.read_csv(csv)
                 g = g[g.get("state", "trained") == "trained"] if "state" in g else g
-                g["estimator"] = g.apply(
-                    lambda r: "vnc" if r.rule == "vnc" else f"nmnc k={int(r.k)}", axis=1
-                )
-                fig, ax = plt.subplots(figsize=(5, 3.4))
-                sns.lineplot(data=g, x="P", y="cos_activity", hue="estimator", marker="o", ax=ax)
+                value = "rms_cos" if "rms_cos" in g else "cos_activity"
+                g["estimator"] = g.apply(estimator_label, axis=1)
+                fig, ax = plt.subplots(figsize=(5.5, 3.6))
+                sns.lineplot(data=g, x="P", y=value, hue="estimator", marker="o", ax=ax)
+                if "rms_cos_theory" in g:
+                    theory = g[g.feedback.fillna("example") == "example"] if "feedback" in g else g
+                    theory = theory.groupby(["estimator", "P"], as_index=False).rms_cos_theory
+                    for _, t in theory.median().groupby("estimator"):
+                        ax.plot(t.P, t.rms_cos_theory, "k:", lw=0.8)
                 ax.set_xscale("log")
-                ax.set_title("gradient cosine vs perturbations P")
+                ax.set_ylabel("sqrt(mean cos^2)" if value == "rms_cos" else value)
+                ax.set_title("gradient cosine vs P (dotted: theory)")
                 paths += save(fig, out, f"gradient_{d.name}")
         if (d / "width.csv").exists():
             sns = sns or setup()
@@ -342,8 +347,22 @@ def fig_analyses(dirs: tuple[str, ...], out: Path) -> list[Path]:
     return [p for p in paths if p.suffix == ".png"]
 
 
+def estimator_label(r: pd.Series) -> str:
+    """A row of the gradient table as one estimator: rule, k for nmnc, and amortised feedback."""
+    name = f"nmnc k={int(r.k)}" if r.rule == "nmnc" else str(r.rule)
+    return f"{name} amortised" if r.get("feedback") == "amortised" else name
+
+
 # ---- documents -------------------------------------------------------------------------------
-SETTINGS_SHOWN = ("train_examples", "steps", "epochs", "batch_size", "lr", "rule_settings")
+SETTINGS_SHOWN = (
+    "train_examples",
+    "steps",
+    "epochs",
+    "batch_size",
+    "lr",
+    "readout_lr",
+    "rule_settings",
+)
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
     "table{border-collapse:collapse;font-size:13px}"

@@ -28,6 +28,7 @@ from nmnc.training import train
 COLUMNS = [
     "state",
     "rule",
+    "noise_shape",
     "feedback",
     "layer",
     "n",
@@ -80,16 +81,20 @@ def test_table_rows_columns_and_values(cfg, table):
     df = table
     assert list(df.columns) == COLUMNS
     layers = load_checkpoint(cfg.checkpoint).build_model().hidden_layers
-    # states x layers x P x (vnc, vnc-unmatched and nmnc at one k, each with two feedbacks;
-    # readout once)
-    assert len(df) == 2 * len(layers) * 2 * (3 * 2 + 1)
+    # states x layers x P x (vnc, vnc-unmatched and nmnc at one k with two noise shapes, each
+    # with two feedbacks; readout once)
+    assert len(df) == 2 * len(layers) * 2 * (4 * 2 + 1)
     assert set(df.state) == {"trained", "init"} and set(df.rule) == RULES
     assert set(df.feedback) == {"example", "amortised", "none"}
     assert set(df.layer) == set(layers) and set(df.P) == {1, 16}
-    numeric = df.drop(columns=["state", "rule", "feedback", "layer", "rms_cos_theory"])
+    numeric = df.drop(
+        columns=["state", "rule", "noise_shape", "feedback", "layer", "rms_cos_theory"]
+    )
     assert numeric.map(math.isfinite).all().all()
-    # Beta theory covers per-example estimates only
-    assert df.rms_cos_theory.isna().eq(df.feedback == "amortised").all()
+    # Beta theory covers per-example estimates with white noise only
+    assert set(df[df.rule == "nmnc"].noise_shape) == {"white", "pca"}
+    biased = (df.feedback == "amortised") | (df.noise_shape == "pca")
+    assert df.rms_cos_theory.isna().eq(biased).all()
     vnc, nm = df[df.rule.str.startswith("vnc")], df[df.rule == "nmnc"]
     assert (vnc.k == vnc.n).all() and (vnc.alpha == 1).all() and (vnc.chance == 1).all()
     assert (nm.k == 8).all() and (nm.chance == 8 / nm.n).all()
@@ -121,24 +126,30 @@ def test_vnc_is_energy_matched_and_unmatched_is_not(cfg):
 
 def test_summary_is_the_median_over_layers(table):
     s = gradient_summary(table)
-    assert list(s.columns) == [1, 16] and s.index.names == ["state", "rule", "feedback", "k"]
+    names = ["state", "rule", "noise_shape", "feedback", "k"]
+    assert list(s.columns) == [1, 16] and s.index.names == names
     assert set(s.index) == {
-        (st, rule, fb, k)
+        (st, rule, shape, fb, k)
         for st in ("trained", "init")
-        for rule, k in (("vnc", -1), ("vnc-unmatched", -1), ("nmnc", 8))
+        for rule, shape, k in (
+            ("vnc", "white", -1),
+            ("vnc-unmatched", "white", -1),
+            ("nmnc", "white", 8),
+            ("nmnc", "pca", 8),
+        )
         for fb in ("example", "amortised")
-    } | {(st, "readout", "none", -1) for st in ("trained", "init")}
+    } | {(st, "readout", "none", "none", -1) for st in ("trained", "init")}
     rows = table[
         (table.state == "init")
         & (table.rule == "nmnc")
+        & (table.noise_shape == "white")
         & (table.feedback == "example")
         & (table.P == 16)
     ]
-    assert s.loc[("init", "nmnc", "example", 8), 16] == pytest.approx(rows.rms_cos.median())
+    key = ("init", "nmnc", "white", "example", 8)
+    assert s.loc[key, 16] == pytest.approx(rows.rms_cos.median())
     means = gradient_summary(table, "cos_activity")
-    assert means.loc[("init", "nmnc", "example", 8), 16] == pytest.approx(
-        rows.cos_activity.median()
-    )
+    assert means.loc[key, 16] == pytest.approx(rows.cos_activity.median())
 
 
 def test_rms_cosine_matches_theory_in_a_linear_network():
@@ -162,6 +173,7 @@ def test_rms_cosine_matches_theory_in_a_linear_network():
         batch_size=1024,
         manifold_images=256,
         amortise_batches=1,
+        noise_shapes=("white",),
         sigma=1e-3,
         progress=False,
     )

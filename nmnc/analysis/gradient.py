@@ -17,7 +17,9 @@ fitted on a sample of training images. Rules:
 
 - ``vnc``: energy-matched to NMNC (per-unit std sigma sqrt(32/n), the rule's default);
 - ``vnc-unmatched``: per-unit std sigma;
-- ``nmnc`` at each k;
+- ``nmnc`` at each k, with white noise in the subspace (column ``noise_shape=white``: the Beta
+  theory holds) and with noise shaped by the PCA variances (``pca``, the rule's default: the
+  estimate is biased inside the subspace, so its ``rms_cos_theory`` is NaN);
 - ``readout``: the read-out-only control. It estimates no hidden-layer gradient (its hidden
   layers stay at initialisation), so its estimate is zero: cosines 0, theory 0.
 
@@ -51,6 +53,7 @@ from ..rules import Rule, build_rule
 CHUNK = 256  # manifold images per forward pass (memory bound only)
 AUTOCAST = ("none", "bf16")
 FEEDBACK = ("example", "amortised")
+SHAPES = ("white", "pca")  # NMNC noise inside the subspace: white (Beta theory holds) or PCA-shaped
 RULE_NAMES = ("vnc", "vnc-unmatched", "nmnc", "readout")  # rules the table can hold
 INPUT = "input"  # the network input's name among a StagedNet's sources
 
@@ -66,6 +69,7 @@ class GradientConfig:
     k: tuple[int, ...] = (8, 32, 128)  # NMNC manifold dimensions
     rules: tuple[str, ...] = RULE_NAMES  # of vnc, vnc-unmatched, nmnc, readout
     feedback: tuple[str, ...] = FEEDBACK  # 'example' and/or 'amortised' (noise rules only)
+    noise_shapes: tuple[str, ...] = SHAPES  # NMNC's noise in the subspace: 'white' and/or 'pca'
     amortise_batches: int = 4  # amortised: batches of batch_size training images J_bar averages
     batch_size: int = 32  # test images whose gradients are estimated
     manifold_images: int = 1024  # training images the NMNC manifold is fitted on
@@ -75,7 +79,7 @@ class GradientConfig:
     progress: bool = True
 
     def __post_init__(self):
-        for key in ("P", "k", "rules", "feedback"):
+        for key in ("P", "k", "rules", "feedback", "noise_shapes"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         for key in ("P", "k"):
             values = getattr(self, key)
@@ -83,7 +87,11 @@ class GradientConfig:
                 raise NmncError(
                     f"{key} must be one or more whole numbers of at least 1, got {list(values)}"
                 )
-        for key, allowed in (("rules", RULE_NAMES), ("feedback", FEEDBACK)):
+        for key, allowed in (
+            ("rules", RULE_NAMES),
+            ("feedback", FEEDBACK),
+            ("noise_shapes", SHAPES),
+        ):
             values = getattr(self, key)
             if not values:
                 raise NmncError(f"{key} must name at least one of {', '.join(allowed)}")
@@ -130,9 +138,9 @@ def gradient_quality(cfg: GradientConfig) -> pd.DataFrame:
     """One row per (state, rule, feedback, layer, k, P): the checkpoint and its architecture at
     init.
 
-    Columns: state, rule, feedback, layer, n, k, P, alpha, chance, cos_activity, rms_cos,
-    rms_cos_theory, cos_weight, vnc_P_equivalent; with ``autocast='bf16'`` also cos_fp32, the
-    cosine of the estimate made as the rules make it when the clean pass runs under bf16
+    Columns: state, rule, noise_shape, feedback, layer, n, k, P, alpha, chance, cos_activity,
+    rms_cos, rms_cos_theory, cos_weight, vnc_P_equivalent; with ``autocast='bf16'`` also cos_fp32,
+    the cosine of the estimate made as the rules make it when the clean pass runs under bf16
     (perturbed passes in fp32) with the fp32 estimate from the same noise. Written to
     ``<cfg.out>/gradient.csv``.
     """
@@ -150,12 +158,12 @@ def gradient_quality(cfg: GradientConfig) -> pd.DataFrame:
 
 def gradient_summary(df: pd.DataFrame, value: str = "rms_cos") -> pd.DataFrame:
     """Median over layers of ``value`` (rms_cos, rms_cos_theory, cos_activity, ...): rows
-    (state, rule, feedback, k), columns P.
+    (state, rule, noise_shape, feedback, k), columns P.
 
     Rules other than NMNC have k = -1 (VNC: all n units of each layer; read-out: none).
     """
     k = df["k"].where(df["rule"] == "nmnc", -1)
-    keys = ["state", "rule", "feedback", "k", "P"]
+    keys = ["state", "rule", "noise_shape", "feedback", "k", "P"]
     return df.assign(k=k).groupby(keys, sort=False)[value].median().unstack("P")
 
 
@@ -195,13 +203,16 @@ def activity(model, x: torch.Tensor, chunk: int = CHUNK) -> tuple[dict, dict]:
     return ins, acts
 
 
-def nmnc_rule(model, manifold_acts: dict, k: int, cfg: GradientConfig) -> Rule:
+def nmnc_rule(
+    model, manifold_acts: dict, k: int, cfg: GradientConfig, noise_shape: str = "white"
+) -> Rule:
     """An NMNC rule whose manifolds (its own estimators) are fitted on ``manifold_acts``."""
     rule = build_rule(
         "nmnc",
         model,
         P=cfg.P[0],
         k=k,
+        noise_shape=noise_shape,
         centered=cfg.centered,
         buffer=cfg.manifold_images,
         **_noise_settings(cfg),
@@ -275,7 +286,12 @@ def quality_rows(
         low = Batch(x, y, acts16, output_error(logits16, y))
     manifold_acts = activity(model, xm)[1]
     fit = "nmnc" in cfg.rules
-    nmnc = {k: nmnc_rule(model, manifold_acts, k, cfg) for k in cfg.k} if fit else {}
+    shapes = cfg.noise_shapes if fit else ()
+    nmnc = {
+        (k, shape): nmnc_rule(model, manifold_acts, k, cfg, shape)
+        for k in cfg.k
+        for shape in shapes
+    }
     warm = []
     if "amortised" in cfg.feedback:
         warm = warm_batches(model, xm, ym, manifold_acts, cfg.batch_size, cfg.amortise_batches)
@@ -283,24 +299,25 @@ def quality_rows(
     ins = {name: stage_inputs(model, name, x, batch.acts) for name in model.hidden_layers}
     w_true = {name: _weight_grad(model, name, ins[name], true[name]) for name in true}
     work = [
-        (rule, fb, P, k)
+        (rule, fb, P, k, shape)
         for rule in cfg.rules
+        for shape in (cfg.noise_shapes if rule == "nmnc" else (None,))
         for fb in (("none",) if rule == "readout" else cfg.feedback)
         for P in cfg.P
         for k in (cfg.k if rule == "nmnc" else (None,))
     ]
     rows = []
     bar = tqdm(work, desc=f"gradient quality ({state})", leave=False, disable=not cfg.progress)
-    for rule_name, fb, P, k in bar:
+    for rule_name, fb, P, k, shape in bar:
         if rule_name == "readout":
             rows += [{"state": state, **_readout_row(name, h, P)} for name, h in batch.acts.items()]
             continue
-        rule = _rule(model, rule_name, P, fb, cfg, nmnc.get(k))
+        rule = _rule(model, rule_name, P, fb, cfg, nmnc.get((k, shape)))
         seed = P * 1000 + (k or 0)
         est = estimate(rule, batch, torch.Generator().manual_seed(seed), warm)
         est16 = None
         if low is not None:  # as the rules do under autocast: bf16 clean pass, fp32 perturbed
-            rule16 = _rule(model, rule_name, P, fb, cfg, nmnc.get(k))
+            rule16 = _rule(model, rule_name, P, fb, cfg, nmnc.get((k, shape)))
             warm16 = [_low(model, b) for b in warm] if fb == "amortised" else []
             est16 = estimate(rule16, low, torch.Generator().manual_seed(seed), warm16)
         for name in rule.layers:
@@ -328,6 +345,7 @@ def _row(model, rule: Rule, name: str, est, true, w_true, inputs) -> dict:
     vnc_P = rms**2 * (n - 1) / max(1 - rms**2, 1e-12)
     return {
         "rule": rule.name,
+        "noise_shape": getattr(s, "noise_shape", "white"),
         "feedback": s.feedback,
         "layer": name,
         "n": n,
@@ -348,6 +366,7 @@ def _readout_row(name: str, h: torch.Tensor, P: int) -> dict:
     n = math.prod(h.shape[1:])
     return {
         "rule": "readout",
+        "noise_shape": "none",
         "feedback": "none",
         "layer": name,
         "n": n,

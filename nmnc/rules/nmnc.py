@@ -36,7 +36,9 @@ class NMNCSettings:
     buffer: int = 1024  # activity vectors kept for batch PCA
     ema_decay: float = 0.99
     oja_lr: float = 0.2
-    noise_shape: str = "white"  # 'white' (isotropic in span(U)) or 'pca' (std ~ sqrt(PCA variance))
+    # 'pca': direction i of U gets std sigma * s_i, s_i ~ sqrt(PCA variance), mean s^2 = 1 (the
+    # default: reports/defaults/defaults.md); 'white': isotropic in span(U)
+    noise_shape: str = "pca"
     feedback: str = "example"  # 'example' (per-example estimate) or 'amortised' (averaged J_hat)
     feedback_decay: float = 0.9  # amortised: J_bar <- decay * J_bar + (1 - decay) * J_batch
 
