@@ -63,6 +63,7 @@ class AnalysisPlan:
     gradient_k: tuple[int, ...] = (8, 32)
     gradient_batch: int = 16
     gradient_feedback: tuple[str, ...] = ("example", "amortised")  # noise rules' feedback variants
+    gradient_autocast: str = "none"  # 'bf16': the gradient table adds cos_fp32
     manifold_images: int = 512
     widths: tuple[float, ...] = (0.25, 0.5, 1.0)
     width_recipe: str = "cnn-width"
@@ -98,6 +99,15 @@ class Experiment:
 
         protocol = Protocol(self, runs_dir, data_root)
         return [p.config for p in protocol.candidates() + protocol.finals({})]
+
+
+def _positive(value) -> bool:
+    """Whether ``value`` reads as a positive finite number (a learning-rate candidate)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return False
+    return v > 0 and v != float("inf")
 
 
 def _accepts(model: str, rule: str, key: str) -> bool:
@@ -201,10 +211,10 @@ def check(exp: Experiment, where: str = "experiment") -> None:
     for key, values in t.select.items():
         if key not in SELECTABLE:
             raise UnknownNameError(f"setting in {where} [train] select", key, SELECTABLE)
-        if not isinstance(values, (list, tuple)) or not values:
+        if not isinstance(values, (list, tuple)) or not values or not all(map(_positive, values)):
             raise NmncError(
-                f"{where} [train] select.{key}: give a non-empty list of values, "
-                f"e.g. {key} = [0.01, 0.05]"
+                f"{where} [train] select.{key}: give a non-empty list of positive numbers, "
+                f"e.g. {key} = [0.01, 0.05]; got {values!r}"
             )
     configs = _in(where, "train", "run/grid/select", exp.run_configs, "unused")
     if t.select and not all(c.val_examples > 0 for c in configs):
@@ -235,6 +245,7 @@ def check(exp: Experiment, where: str = "experiment") -> None:
             batch_size=a.gradient_batch,
             manifold_images=a.manifold_images,
             feedback=a.gradient_feedback,
+            autocast=a.gradient_autocast,
         ),
     )
     _in(

@@ -66,7 +66,6 @@ def run_experiment(cfg: MainConfig) -> Path:
         width_sweep,
     )
     from nmnc.checkpoint import load_checkpoint
-    from nmnc.training.trainer import check_run_folder
 
     from .protocol import Protocol
     from .report import ReportConfig, build_report
@@ -76,8 +75,7 @@ def run_experiment(cfg: MainConfig) -> Path:
     root = Path(cfg.work_dir) / exp.name
     report_dir = Path(cfg.out) / exp.name
     protocol = Protocol(exp, cfg.work_dir, cfg.data_root)
-    for p in protocol.candidates():  # a folder holding other settings stops the job before work
-        check_run_folder(p.config)
+    protocol.check_folders()  # a folder holding other settings stops the job before any work
 
     t = exp.train
     picks = f"; step sizes chosen on validation: {t.select}" if t.select else ""
@@ -126,6 +124,7 @@ def run_experiment(cfg: MainConfig) -> Path:
                 batch_size=a.gradient_batch,
                 manifold_images=a.manifold_images,
                 feedback=a.gradient_feedback,
+                autocast=a.gradient_autocast,
                 **common,
             ),
             gradient_quality,

@@ -80,13 +80,44 @@ class Protocol:
         """Rules whose hidden learning rate is selected (all but the read-out-only control)."""
         return [r for r in self.exp.train.rules if r != CONTROL]
 
+    def _fixed_readout(self, point: dict) -> dict:
+        """Without a read-out selection the read-out keeps the recipe's step, fixed for every
+        rule and candidate (``readout_lr=0`` would tie it to each hidden candidate)."""
+        if "lr" not in self.select or "readout_lr" in self.select:
+            return {}
+        seed = self.exp.train.seeds[0]
+        lr = self._config(self.control(), seed, point, {}, self.root / "unused").lr
+        return {"readout_lr": lr}
+
+    def check_folders(self) -> None:
+        """Refuse, before any work, a selection or final run folder that holds a run with other
+        settings (final runs: apart from the step sizes the protocol is about to choose)."""
+        from nmnc.training.trainer import config_differences, config_from_checkpoint
+
+        for p in self.candidates():
+            check_run_folder(p.config)
+        for f in self.finals({}):
+            ckpt = check_run_folder_quiet(f.config)
+            if ckpt is None:
+                continue
+            diff = [
+                d
+                for d in config_differences(config_from_checkpoint(ckpt), f.config)
+                if not d.startswith(SELECTABLE)
+            ]
+            if diff:
+                raise NmncError(
+                    f"{f.config.out} holds a run with other settings ({'; '.join(diff[:4])}); "
+                    "delete that folder to train anew, or choose another --work folder"
+                )
+
     def candidates(self) -> list[Planned]:
         """The selection runs, with the hidden stage shown at the first read-out candidate (the
         protocol runs it at the chosen one): what validates an experiment before any work."""
         out = []
         for point in self.exp.grid_points():
             rlrs = self.select.get("readout_lr", [])
-            base = {"readout_lr": rlrs[0]} if rlrs else {}
+            base = {"readout_lr": rlrs[0]} if rlrs else self._fixed_readout(point)
             out += [self._selection(self.control(), point, "readout_lr", v, {}) for v in rlrs]
             for rule in self.hidden_rules() if "lr" in self.select else []:
                 out += [self._selection(rule, point, "lr", v, base) for v in self.select["lr"]]
@@ -119,7 +150,7 @@ class Protocol:
         """Select, then train the final runs; returns their folders and the selection table."""
         rows, chosen = [], {}
         for point in self.exp.grid_points():
-            base: dict = {}
+            base: dict = self._fixed_readout(point)
             if "readout_lr" in self.select:
                 best, part = self._choose(
                     [
@@ -182,6 +213,14 @@ class Protocol:
             for i, (p, r) in enumerate(zip(plans, results))
         ]
         return plans[best], rows
+
+
+def check_run_folder_quiet(cfg: TrainConfig):
+    """The checkpoint in ``cfg.out``, if any (no settings check)."""
+    from nmnc.checkpoint import load_checkpoint
+
+    path = Path(cfg.out) / "checkpoint.pt"
+    return load_checkpoint(path) if path.exists() else None
 
 
 def _chosen_of(p: Planned) -> dict:

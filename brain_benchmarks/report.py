@@ -349,7 +349,10 @@ def fig_analyses(dirs: tuple[str, ...], out: Path) -> list[Path]:
 
 def estimator_label(r: pd.Series) -> str:
     """A row of the gradient table as one estimator: rule, k for nmnc, and amortised feedback."""
-    name = f"nmnc k={int(r.k)}" if r.rule == "nmnc" else str(r.rule)
+    name = str(r.rule)
+    if r.rule == "nmnc":
+        shape = r.get("noise_shape")
+        name = f"nmnc k={int(r.k)}" + (f" {shape}" if isinstance(shape, str) else "")
     return f"{name} amortised" if r.get("feedback") == "amortised" else name
 
 
@@ -430,7 +433,11 @@ def selection_table(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     t = pd.read_csv(path)
+    span = t.groupby(["rule", "grid", "setting"]).value.transform
+    at_end = (t.value == span("min")) | (t.value == span("max"))
+    edge = t.selected & (span("count") > 1) & at_end
     t["selected"] = t["selected"].map({True: "chosen", False: ""})
+    t.loc[edge, "selected"] = "chosen (edge of the grid: widen it to be sure)"
     return t[["rule", "grid", "setting", "value", "fixed", "val_acc", "selected"]]
 
 

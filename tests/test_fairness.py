@@ -39,6 +39,23 @@ def test_perturbed_passes_normalise_with_the_clean_batch_statistics():
     assert all(m.training for m in model.modules())  # modes restored
 
 
+def test_clean_statistics_are_restored_when_a_perturbed_pass_fails():
+    torch.manual_seed(0)
+    model = build_model("cnn", width=0.25, norm="bn").train()
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    x, _ = batch()
+    with capture_batch_stats(model) as stats, torch.no_grad():
+        model(x)
+    running = {n: b.clone() for n, b in model.named_buffers()}
+    assert any(not torch.equal(running[n], before[n]) for n in before)  # the clean pass updated
+    with pytest.raises(RuntimeError, match="boom"), clean_stats(model, stats):
+        assert not any(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+        raise RuntimeError("boom")
+    for n, b in model.named_buffers():
+        assert torch.equal(b, running[n]), n
+    assert all(m.training for m in model.modules())
+
+
 def test_vnc_is_energy_matched_by_default_and_unmatched_by_name():
     model = build_model("cnn", width=0.25)
     h = torch.zeros(2, 4, 32, 32)
@@ -77,6 +94,8 @@ def test_amortised_feedback_recovers_a_fixed_jacobian():
     true = torch.autograd.grad(F.cross_entropy(model.forward_from("l1", h), y), h)[0]
     cos = F.cosine_similarity(est["l1"].flatten(), true.flatten(), dim=0)
     assert cos > 0.95
+    # the scale too (division by P * B * var, bias-corrected average): not only the direction
+    assert est["l1"].norm() / true.norm() == pytest.approx(1, abs=0.15)
     # per-example estimates at the same P are far noisier
     single = build_rule("vnc", model, P=32, sigma=0.1, match_k=0).estimate(dict(outs), e, y, gen)
     assert F.cosine_similarity(single["l1"].flatten(), true.flatten(), dim=0) < cos

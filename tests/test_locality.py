@@ -83,13 +83,15 @@ def test_series_check_catches_two_weight_layers_in_one_stage():
 def test_resnet_has_a_hidden_layer_per_convolution():
     model = tiny("resnet")
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    shortcuts = [n for n in convs if ".shortcut." in n]
+    shortcuts = [n for n in convs if n.endswith("s.0")]
     assert len(convs) == 20 and len(shortcuts) == 3  # stem, 16 block convs, 3 1x1 shortcuts
-    # every conv except the 1x1 shortcuts (in parallel with conv2) is the weight layer of its own
-    # hidden layer
-    assert len(model.hidden_layers) == len(convs) - len(shortcuts) == 17
+    # every conv, the 1x1 shortcuts included, is the weight layer of its own hidden layer
+    owner = {n.split(".")[0] for n in convs}
+    assert len(model.hidden_layers) == len(convs) == 20 and owner == set(model.hidden_layers)
     assert model.hidden_layers[:5] == ["stem", "layer1_0a", "layer1_0b", "layer1_1a", "layer1_1b"]
-    assert model.sources["layer2_0b"] == ("layer2_0a", "layer1_1b")
+    assert model.sources["layer1_0b"] == ("layer1_0a", "stem")  # identity skip
+    assert model.sources["layer2_0s"] == ("layer1_1b",)  # the 1x1 shortcut reads the block input
+    assert model.sources["layer2_0b"] == ("layer2_0a", "layer2_0s")
 
 
 @pytest.mark.parametrize("arch", MODELS.names())

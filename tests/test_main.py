@@ -68,7 +68,7 @@ def test_print_config_shows_the_experiment_and_its_runs(capsys):
     final = [r for r in runs if "/select/" not in r["out"]]
     # step sizes are chosen on the validation split: the read-out step on the control, then a
     # hidden step per rule (per grid point); every run holds out the same validation split
-    assert select[0]["out"].endswith("select/readout_cnn_readout_lr0.02_s0")
+    assert select[0]["out"].endswith("select/readout_cnn_readout_lr0.05_s0")
     assert {r["rule"] for r in select} == {"readout", "bp", "vnc", "nmnc"}
     assert all(r["val_examples"] == 1000 for r in runs)
     names = [r["out"].split("/")[-1] for r in final]
@@ -88,6 +88,7 @@ def test_print_config_shows_the_experiment_and_its_runs(capsys):
     "edit,needle",
     [
         ("images = 40", "[analysis]: unknown key 'imags' (did you mean 'images'?)"),
+        ("lr = [0.02, 0.1] }", "[train] select.lr: give a non-empty list of positive numbers"),
         ('baselines = ["pixels"]', "[score] baselines/benchmarks: unknown model 'pixls'"),
         ("seeds = [0, 1]", "[train]: setting seeds='zero' is not a comma-separated list of int"),
         ('recipe = "cnn-quick"', "[train] recipe: unknown recipe 'cnn-quik'"),
@@ -100,6 +101,7 @@ def test_print_config_shows_the_experiment_and_its_runs(capsys):
 def test_a_bad_experiment_file_is_one_line_before_any_work(edit, needle, tmp_path, capsys):
     bad = {
         "images = 40": "imags = 40",
+        "lr = [0.02, 0.1] }": 'lr = [0.02, "fast"] }',
         'baselines = ["pixels"]': 'baselines = ["pixls"]',
         "seeds = [0, 1]": 'seeds = "zero"',
         'recipe = "cnn-quick"': 'recipe = "cnn-quik"',
@@ -156,6 +158,15 @@ def test_tiny_experiment_end_to_end_and_rerun(tmp_path, data_root, capsys, monke
     final = tmp_path / "w" / "tiny" / "nmnc_cnn_s0"
     a, b = load_checkpoint(f"{chosen}/checkpoint.pt"), load_checkpoint(final / "checkpoint.pt")
     assert a.weights_hash == b.weights_hash and a.val_acc == b.val_acc
+    # ...and that is legitimate: the two runs' settings are identical apart from the folder
+    from nmnc.training import config_from_checkpoint
+    from nmnc.training.trainer import config_differences
+
+    same = config_differences(config_from_checkpoint(a), config_from_checkpoint(b))
+    assert same == [] and config_from_checkpoint(b).seed == 0
+    # the other seeds train at the chosen step sizes
+    s1 = config_from_checkpoint(load_checkpoint(tmp_path / "w/tiny/nmnc_cnn_s1/checkpoint.pt"))
+    assert s1.seed == 1 and config_differences(config_from_checkpoint(a), s1) == ["seed: 0 -> 1"]
     for folder in ("analysis_bp", "gradient", "width"):
         assert (tmp_path / "w" / "tiny" / folder / "done.json").exists()
     assert (tmp_path / "w" / "tiny" / "gradient" / "gradient.csv").exists()

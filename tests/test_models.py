@@ -7,7 +7,7 @@ from nmnc.models import MODELS, build_model
 
 
 @pytest.mark.parametrize(
-    "name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 17), ("alexnet", 224, 7)]
+    "name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 20), ("alexnet", 224, 7)]
 )
 def test_models_forward_and_expose_layers(name, size, n_hidden):
     torch.manual_seed(0)

@@ -153,6 +153,7 @@ def test_report_cli_accumulates_and_prints_config(tmp_path, capsys):
         "data_root": None,
         "title": "T",
         "n_boot": 1000,
+        "notes": [],
     }
     assert not out.exists()
     assert run_cli(report_main, ["--results", "r.csv"]) == 2

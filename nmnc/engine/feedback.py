@@ -38,6 +38,7 @@ class AmortisedFeedback:
         """Fold in this step's estimate; returns the bias-corrected average."""
         if self.J is None or self.J.shape != J_batch.shape:
             self.J, self.updates = torch.zeros_like(J_batch), 0
+        self.J = self.J.to(J_batch.device)  # resumed checkpoints load onto the CPU
         self.J.mul_(self.decay).add_(J_batch, alpha=1 - self.decay)
         self.updates += 1
         return self.J / (1 - self.decay**self.updates)

@@ -8,10 +8,10 @@ earlier ones too (ResNet blocks).
 BatchNorm and perturbation rules: a BatchNorm layer in training mode couples the examples of a
 batch, so perturbing one copy would shift every other copy's statistics. Models therefore take
 ``norm='none'`` (the default for ``cnn``) or ``norm='bn'`` (the default for ``resnet``). Noise
-rules run their perturbed passes with BatchNorm frozen (running statistics, eval mode) and take
-antithetic differences of two frozen passes, so the estimate is the Jacobian of the frozen
-network above the layer, while the clean pass that produces the error and the updates runs in
-training mode.
+rules run their perturbed passes with BatchNorm normalising by the clean pass's batch statistics
+(``nmnc.engine.norm``: held fixed, running averages untouched) and take antithetic differences of
+two such passes, so the estimate is the Jacobian of exactly the network the clean pass ran, while
+the clean pass that produces the error and the updates runs in training mode.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """ResNet-18 layout adapted to 32x32 input (3x3 stem, no max-pool), with a hidden layer per
 convolution.
 
-Each residual block is two stages: ``<block>a = relu(bn1(conv1(x)))`` and
-``<block>b = relu(bn2(conv2(a)) + shortcut(x))``, where ``x`` is the block input (a skip
-connection) and the shortcut is the identity or a 1x1 convolution with its norm. The shortcut
-convolution sits in parallel with ``conv2`` (both feed the same pre-activation), never in series,
-so every weight layer is trained from its own stage's output alone.
+Each residual block is two stages, ``<block>a = relu(bn1(conv1(x)))`` and
+``<block>b = relu(bn2(conv2(a)) + skip)``, where ``x`` is the block input and the skip path is
+``x`` itself or, where the block changes shape, a third stage ``<block>s = bn(conv1x1(x))`` (a
+hidden layer without a nonlinearity). Every convolution's output is a hidden layer, every stage
+holds one weight layer, and each is trained from its own stage's output alone.
 """
 
 from __future__ import annotations
@@ -37,30 +37,31 @@ def conv_stage(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential:
 
 
 class ResidualJoin(nn.Module):
-    """A block's second stage: ``relu(bn2(conv2(a)) + shortcut(x))`` from its first stage's
-    output ``a`` and the block input ``x``."""
+    """A block's second stage: ``relu(bn2(conv2(a)) + skip)`` from its first stage's output
+    ``a`` and the skip path (the block input, or the block's 1x1 shortcut stage)."""
 
-    def __init__(self, cin: int, cout: int, stride: int, norm: str):
+    def __init__(self, cout: int, norm: str):
         super().__init__()
-        bias = norm == "none"
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=bias)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=norm == "none")
         self.bn2 = norm_layer(norm, cout)
-        self.shortcut = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=bias), norm_layer(norm, cout)
-            )
 
-    def forward(self, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The block output from its first stage ``a`` and its input ``x``."""
-        return torch.relu(self.bn2(self.conv2(a)) + self.shortcut(x))
+    def forward(self, a: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """The block output from its first stage ``a`` and its skip path."""
+        return torch.relu(self.bn2(self.conv2(a)) + skip)
+
+
+def shortcut_stage(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential:
+    """The 1x1 convolution and norm that resize the skip path (no nonlinearity)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 1, stride, bias=norm == "none"), norm_layer(norm, cout)
+    )
 
 
 @MODELS.register(
     "resnet",
     ResNetSettings,
-    help="ResNet-18 for 32x32 input; hidden layers: stem and one per block conv "
-    "(layer1_0a, layer1_0b .. layer4_1b)",
+    help="ResNet-18 for 32x32 input; a hidden layer per convolution "
+    "(stem, layer1_0a, layer1_0b .. layer2_0s (1x1 shortcuts) .. layer4_1b)",
 )
 def resnet(s: ResNetSettings) -> StagedNet:
     """ResNet-18 for 32x32 input, one stage per convolution."""
@@ -73,8 +74,13 @@ def resnet(s: ResNetSettings) -> StagedNet:
             stride = 2 if (i > 1 and j == 0) else 1
             block = f"layer{i}_{j}"
             stages.append((f"{block}a", conv_stage(cin, cout, stride, s.norm)))
-            stages.append((f"{block}b", ResidualJoin(cin, cout, stride, s.norm)))
-            sources[f"{block}b"] = (f"{block}a", prev)  # the block input skips the first stage
+            skip = prev  # the block input skips the first stage...
+            if stride != 1 or cin != cout:  # ...through a 1x1 convolution where shapes change
+                skip = f"{block}s"
+                stages.append((skip, shortcut_stage(cin, cout, stride, s.norm)))
+                sources[skip] = (prev,)
+            stages.append((f"{block}b", ResidualJoin(cout, s.norm)))
+            sources[f"{block}b"] = (f"{block}a", skip)
             cin, prev = cout, f"{block}b"
     stages.append(
         ("fc", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, s.num_classes)))

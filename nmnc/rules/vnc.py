@@ -1,8 +1,9 @@
 """VNC, vanilla noise correlation (node perturbation): white noise on every unit of a layer.
 
 ``vnc`` is energy-matched to NMNC (per-unit variance sigma^2 k / n, so its total noise energy per
-perturbation equals NMNC's at k = ``match_k``), as the design notes and the same lab's
-reimplementation do; ``vnc-unmatched`` gives every unit std sigma (n / k times NMNC's energy).
+perturbation equals NMNC's at k = ``match_k``, 32 = NMNC's default k: set ``match_k`` to NMNC's k
+when comparing at another k), as the design notes and the same lab's reimplementation do;
+``vnc-unmatched`` gives every unit std sigma (n / k times NMNC's energy).
 """
 
 from __future__ import annotations
