@@ -69,6 +69,22 @@ class AnalysisPlan:
     width_recipe: str = "cnn-width"
     width_run: dict = field(default_factory=dict)  # settings on top of the width recipe
 
+    def gradient_config(self, checkpoint: str, out: str | None = None, **common):
+        """The gradient-quality analysis this plan asks for, on ``checkpoint``."""
+        from nmnc.analysis import GradientConfig
+
+        return GradientConfig(
+            checkpoint,
+            out,
+            P=self.gradient_P,
+            k=self.gradient_k,
+            batch_size=self.gradient_batch,
+            manifold_images=self.manifold_images,
+            feedback=self.gradient_feedback,
+            autocast=self.gradient_autocast,
+            **common,
+        )
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -172,7 +188,7 @@ def _in(where: str, section: str, key: str, fn, *args):
 
 def check(exp: Experiment, where: str = "experiment") -> None:
     """Refuse an experiment that cannot run, before any work, with the key that is wrong."""
-    from nmnc.analysis import GradientConfig, WidthSweepConfig
+    from nmnc.analysis import WidthSweepConfig
 
     from .datasets import COWLEY_SESSIONS
     from .score import ScoreConfig
@@ -238,15 +254,8 @@ def check(exp: Experiment, where: str = "experiment") -> None:
         where,
         "analysis",
         "gradient_*",
-        lambda: GradientConfig(
-            "unused",
-            P=a.gradient_P,
-            k=a.gradient_k,
-            batch_size=a.gradient_batch,
-            manifold_images=a.manifold_images,
-            feedback=a.gradient_feedback,
-            autocast=a.gradient_autocast,
-        ),
+        a.gradient_config,
+        "unused",
     )
     _in(
         where,

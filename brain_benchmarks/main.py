@@ -59,7 +59,6 @@ def run_experiment(cfg: MainConfig) -> Path:
     """Train, score, analyse and report one experiment; returns the report's index.html."""
     from nmnc.analysis import (
         AlignmentConfig,
-        GradientConfig,
         WidthSweepConfig,
         analyse_checkpoint,
         gradient_quality,
@@ -116,17 +115,7 @@ def run_experiment(cfg: MainConfig) -> Path:
     ]
     done.append(
         analysis(
-            GradientConfig(
-                first["bp"],
-                str(root / "gradient"),
-                P=a.gradient_P,
-                k=a.gradient_k,
-                batch_size=a.gradient_batch,
-                manifold_images=a.manifold_images,
-                feedback=a.gradient_feedback,
-                autocast=a.gradient_autocast,
-                **common,
-            ),
+            a.gradient_config(first["bp"], str(root / "gradient"), **common),
             gradient_quality,
         )
     )
