@@ -92,24 +92,10 @@ class Protocol:
     def check_folders(self) -> None:
         """Refuse, before any work, a selection or final run folder that holds a run with other
         settings (final runs: apart from the step sizes the protocol is about to choose)."""
-        from nmnc.training.trainer import config_differences, config_from_checkpoint
-
         for p in self.candidates():
             check_run_folder(p.config)
         for f in self.finals({}):
-            ckpt = check_run_folder_quiet(f.config)
-            if ckpt is None:
-                continue
-            diff = [
-                d
-                for d in config_differences(config_from_checkpoint(ckpt), f.config)
-                if not d.startswith(SELECTABLE)
-            ]
-            if diff:
-                raise NmncError(
-                    f"{f.config.out} holds a run with other settings ({'; '.join(diff[:4])}); "
-                    "delete that folder to train anew, or choose another --work folder"
-                )
+            check_run_folder(f.config, ignore=SELECTABLE)
 
     def candidates(self) -> list[Planned]:
         """The selection runs, with the hidden stage shown at the first read-out candidate (the
@@ -148,7 +134,8 @@ class Protocol:
     # ---- running ---------------------------------------------------------------------------
     def run(self, progress: bool = True) -> tuple[list[Path], pd.DataFrame]:
         """Select, then train the final runs; returns their folders and the selection table."""
-        rows, chosen = [], {}
+        rows = []
+        chosen, source = {}, {}  # (rule, grid tag) -> chosen settings / the chosen run's folder
         for point in self.exp.grid_points():
             base: dict = self._fixed_readout(point)
             if "readout_lr" in self.select:
@@ -163,7 +150,7 @@ class Protocol:
                 base = {"readout_lr": best.value}
                 chosen[(self.control(), _tag(point))] = dict(base)
                 if self.control() == CONTROL:
-                    chosen[(CONTROL, _tag(point))]["_run"] = best.config.out
+                    source[(CONTROL, _tag(point))] = best.config.out
             for rule in self.hidden_rules():
                 settings = dict(base)
                 if "lr" in self.select:
@@ -172,19 +159,20 @@ class Protocol:
                         progress,
                     )
                     rows += part
-                    settings = {**base, "lr": best.value, "_run": best.config.out}
+                    settings = {**base, "lr": best.value}
+                    source[(rule, _tag(point))] = best.config.out
                 chosen[(rule, _tag(point))] = settings
         table = pd.DataFrame(rows)
         if len(table):
             atomic_write_text(self.root / "selection.csv", table.to_csv(index=False))
-        finals = self.finals({k: _public(v) for k, v in chosen.items()})
+        finals = self.finals(chosen)
         for f in finals:
             check_run_folder(f.config)
         dirs = []
         for f in finals:
-            source = chosen.get((f.rule, _tag(f.point)), {}).get("_run")
-            if source and f.seed == self.exp.train.seeds[0]:
-                _copy_run(Path(source), Path(f.config.out))
+            run = source.get((f.rule, _tag(f.point)))
+            if run and f.seed == self.exp.train.seeds[0]:
+                _copy_run(Path(run), Path(f.config.out))
             dirs.append(train_or_resume(f.config, progress).run_dir)
         return dirs, table
 
@@ -205,7 +193,7 @@ class Protocol:
                 "grid": _tag(p.point).lstrip("_") or "-",
                 "setting": p.stage,
                 "value": p.value,
-                "fixed": _tag({k: v for k, v in _public(_chosen_of(p)).items()}).lstrip("_") or "-",
+                "fixed": _tag(_chosen_of(p)).lstrip("_") or "-",
                 "val_acc": r.val_acc,
                 "selected": i == best,
                 "run": str(r.run_dir),
@@ -215,22 +203,10 @@ class Protocol:
         return plans[best], rows
 
 
-def check_run_folder_quiet(cfg: TrainConfig):
-    """The checkpoint in ``cfg.out``, if any (no settings check)."""
-    from nmnc.checkpoint import load_checkpoint
-
-    path = Path(cfg.out) / "checkpoint.pt"
-    return load_checkpoint(path) if path.exists() else None
-
-
 def _chosen_of(p: Planned) -> dict:
     """The settings a selection run held fixed (the read-out step in the hidden stage)."""
     rs = p.config.readout_lr
     return {"readout_lr": rs} if p.stage == "lr" and rs else {}
-
-
-def _public(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if not k.startswith("_")}
 
 
 def _copy_run(source: Path, dest: Path) -> None:

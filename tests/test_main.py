@@ -45,6 +45,10 @@ width_run = { steps = 2, train_examples = 256, batch_size = 32, eval_every = 2 }
 """
 
 
+def experiment_args(path, tmp_path) -> list[str]:
+    return ["--experiment", str(path), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "r")]
+
+
 def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0], err
@@ -110,20 +114,7 @@ def test_a_bad_experiment_file_is_one_line_before_any_work(edit, needle, tmp_pat
     path = tmp_path / "tiny.toml"
     path.write_text(TINY.replace(edit, bad))
     t = time.time()
-    assert (
-        run_cli(
-            main,
-            [
-                "--experiment",
-                str(path),
-                "--work",
-                str(tmp_path / "w"),
-                "--out",
-                str(tmp_path / "r"),
-            ],
-        )
-        == 2
-    )
+    assert run_cli(main, experiment_args(path, tmp_path)) == 2
     assert needle in one_error_line(capsys) and time.time() - t < 20
     assert not (tmp_path / "w").exists() and not (tmp_path / "r").exists()
 
@@ -132,15 +123,7 @@ def test_tiny_experiment_end_to_end_and_rerun(tmp_path, data_root, capsys, monke
     monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
-    args = [
-        "--experiment",
-        str(path),
-        "--work",
-        str(tmp_path / "w"),
-        "--out",
-        str(tmp_path / "r"),
-        "--quiet",
-    ]
+    args = [*experiment_args(path, tmp_path), "--quiet"]
     assert run_cli(main, args) == 0
     capsys.readouterr()
     report = tmp_path / "r" / "tiny"

@@ -32,7 +32,6 @@ batch). Beta theory does not cover the amortised estimate: its ``rms_cos_theory`
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from ..engine.perturb import output_error
 from ..engine.taps import activities
 from ..errors import NmncError, UnknownNameError
 from ..io import atomic_write_text
+from ..models._base import INPUT
 from ..rules import Rule, build_rule
 
 CHUNK = 256  # manifold images per forward pass (memory bound only)
@@ -55,7 +55,6 @@ AUTOCAST = ("none", "bf16")
 FEEDBACK = ("example", "amortised")
 SHAPES = ("white", "pca")  # NMNC noise inside the subspace: white (Beta theory holds) or PCA-shaped
 RULE_NAMES = ("vnc", "vnc-unmatched", "nmnc", "readout")  # rules the table can hold
-INPUT = "input"  # the network input's name among a StagedNet's sources
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,8 @@ def clean_batch(model, x: torch.Tensor, y: torch.Tensor, acts: dict | None = Non
         if acts is None:
             acts, logits = model.walk(x)
         else:
-            logits = forward_from(model, model.hidden_layers[-1], acts[model.hidden_layers[-1]])
+            last = model.hidden_layers[-1]
+            logits = model.forward_from(last, acts[last], {INPUT: x, **acts})
     return Batch(x, y, acts, output_error(logits, y))
 
 
@@ -178,28 +178,11 @@ def sample_images(data, test_images: int, train_images: int):
     return x, y, xm, ym
 
 
-def forward_from(model, layer: str, h: torch.Tensor, context: dict | None = None) -> torch.Tensor:
-    """``model.forward_from(layer, h)``, with ``context`` (clean activities for skip
-    connections) where the model takes it."""
-    if context is not None and "context" in inspect.signature(model.forward_from).parameters:
-        return model.forward_from(layer, h, context=context)
-    return model.forward_from(layer, h)
-
-
-def stage_inputs(model, name: str, x: torch.Tensor, acts: dict) -> tuple[torch.Tensor, ...]:
-    """What stage ``name`` reads (its sources among the input and the hidden activities)."""
-    if hasattr(model, "stage_inputs"):
-        return model.stage_inputs(name, {INPUT: x, **acts})
-    names = model.hidden_layers
-    i = names.index(name)
-    return (x if i == 0 else acts[names[i - 1]],)
-
-
 def activity(model, x: torch.Tensor, chunk: int = CHUNK) -> tuple[dict, dict]:
     """Each hidden layer's inputs (a tuple: what its stage reads) and output activity for images
     ``x``, recorded by taps."""
     acts = activities(model, x, batch=chunk)
-    ins = {name: stage_inputs(model, name, x, acts) for name in model.hidden_layers}
+    ins = {name: model.stage_inputs(name, {INPUT: x, **acts}) for name in model.hidden_layers}
     return ins, acts
 
 
@@ -234,21 +217,14 @@ def estimate(rule: Rule, batch: Batch, gen: torch.Generator, warm: list[Batch] =
         for b in warm:
             _rule_estimate(rule, b, gen)
         return {
-            name: (batch.e @ _average(fb).to(batch.e)).view_as(batch.acts[name])
+            name: (batch.e @ fb.average().to(batch.e)).view_as(batch.acts[name])
             for name, fb in rule.feedback.items()
         }
     return _rule_estimate(rule, batch, gen)
 
 
 def _rule_estimate(rule: Rule, batch: Batch, gen: torch.Generator) -> dict:
-    if "context" in inspect.signature(rule.estimate).parameters:
-        return rule.estimate(batch.acts, batch.e, batch.y, gen, context=batch.context)
-    return rule.estimate(batch.acts, batch.e, batch.y, gen)
-
-
-def _average(fb) -> torch.Tensor:
-    """The bias-corrected moving-average Jacobian (n_o, n) of an amortised feedback."""
-    return fb.J / (1 - fb.decay**fb.updates)
+    return rule.estimate(batch.acts, batch.e, batch.y, gen, context=batch.context)
 
 
 def true_gradients(model, batch: Batch) -> dict[str, torch.Tensor]:
@@ -256,7 +232,7 @@ def true_gradients(model, batch: Batch) -> dict[str, torch.Tensor]:
     out = {}
     for name, h in batch.acts.items():
         h = h.detach().clone().requires_grad_()
-        loss = F.cross_entropy(forward_from(model, name, h, batch.context), batch.y)
+        loss = F.cross_entropy(model.forward_from(name, h, batch.context), batch.y)
         out[name] = torch.autograd.grad(loss, h)[0]
     return out
 
@@ -296,7 +272,7 @@ def quality_rows(
     if "amortised" in cfg.feedback:
         warm = warm_batches(model, xm, ym, manifold_acts, cfg.batch_size, cfg.amortise_batches)
     del manifold_acts
-    ins = {name: stage_inputs(model, name, x, batch.acts) for name in model.hidden_layers}
+    ins = {name: model.stage_inputs(name, batch.context) for name in model.hidden_layers}
     w_true = {name: _weight_grad(model, name, ins[name], true[name]) for name in true}
     work = [
         (rule, fb, P, k, shape)

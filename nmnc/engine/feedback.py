@@ -41,6 +41,10 @@ class AmortisedFeedback:
         self.J = self.J.to(J_batch.device)  # resumed checkpoints load onto the CPU
         self.J.mul_(self.decay).add_(J_batch, alpha=1 - self.decay)
         self.updates += 1
+        return self.average()
+
+    def average(self) -> torch.Tensor:
+        """The bias-corrected average (n_o, n) of the estimates folded in so far."""
         return self.J / (1 - self.decay**self.updates)
 
     def state_dict(self) -> dict:

@@ -464,13 +464,18 @@ def config_differences(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
     ]
 
 
-def check_run_folder(cfg: TrainConfig) -> Checkpoint | None:
-    """The run already in ``cfg.out``, if any; a one-line error when its settings differ."""
+def check_run_folder(cfg: TrainConfig, ignore: tuple[str, ...] = ()) -> Checkpoint | None:
+    """The run already in ``cfg.out``, if any; a one-line error when its settings differ
+    (apart from the settings named in ``ignore``)."""
     out = Path(cfg.out)
     if not (out / "checkpoint.pt").exists():
         return None
     ckpt = load_checkpoint(out / "checkpoint.pt")
-    diff = config_differences(config_from_checkpoint(ckpt), cfg)
+    diff = [
+        d
+        for d in config_differences(config_from_checkpoint(ckpt), cfg)
+        if d.split(":")[0] not in ignore
+    ]
     if diff:
         raise NmncError(
             f"{out} holds a run with other settings ({'; '.join(diff[:4])}); delete that "
