@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from model_zoo.plain import to_tensor
 from nmnc.data import cache_dir
 from nmnc.engine.taps import record
 
@@ -33,14 +34,9 @@ def reduction_tag(pool: str, max_features: int) -> str:
 
 
 def preprocess(model: ScoredModel, images) -> torch.Tensor:
-    """Images resized to the model's input size and normalised as in training: (B, 3, S, S)."""
-    size = model.input_size
-    arr = np.stack(
-        [np.asarray(im.resize((size, size), resample=3)) for im in images]
-    )  # bicubic, (B, H, W, 3)
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255)
-    mean, std = torch.tensor(model.mean).view(1, 3, 1, 1), torch.tensor(model.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+    """Images resized to the model's input size and normalised as in training: (B, 3, S, S); the
+    same function every plugin and the Brain-Score route use (``model_zoo.plain.to_tensor``)."""
+    return to_tensor(images, model.input_size, model.mean, model.std)
 
 
 def _projection(layer: str, d: int, m: int) -> torch.Tensor:
