@@ -48,59 +48,21 @@ def load_artefact(path: str | Path) -> dict | None:
         return None
 
 
-def neural_material(sessions: list[tuple[str, int, list]], ceiling: float | None) -> dict:
-    """Flat material of a neural score: per session its held-out stimuli count and, per split,
-    the positions (into those stimuli), predictions and responses (stimuli x neurons)."""
+def neural_material(sessions: list[dict], blocks: list[list[dict]], ceilings) -> dict:
+    """Flat material of a neural score: per session its stimulus count, its ceiling (NaN: none)
+    and, per block (a cross-fitted half) and fold, the held-out positions (into the session's
+    stimuli), predictions and responses (stimuli x neurons)."""
     out = {
         "kind": "neural",
-        "ceiling": np.nan if ceiling is None else float(ceiling),
-        "sessions": np.array([name for name, _, _ in sessions]),
+        "sessions": np.array([s["session"] for s in sessions]),
+        "ceilings": np.asarray(ceilings, np.float64),
     }
-    for i, (_, n, splits) in enumerate(sessions):
-        out[f"n_{i}"] = n
-        out[f"splits_{i}"] = len(splits)
-        for j, (pos, pred, resp) in enumerate(splits):
-            out[f"pos_{i}_{j}"], out[f"pred_{i}_{j}"], out[f"resp_{i}_{j}"] = pos, pred, resp
+    for i, (s, fits) in enumerate(zip(sessions, blocks)):
+        out[f"n_{i}"] = len(s["stimuli"])
+        out[f"blocks_{i}"] = len(fits)
+        for b, fit in enumerate(fits):
+            out[f"folds_{i}_{b}"] = len(fit["folds"])
+            for j, (pos, pred, resp) in enumerate(fit["folds"]):
+                key = f"{i}_{b}_{j}"
+                out[f"pos_{key}"], out[f"pred_{key}"], out[f"resp_{key}"] = pos, pred, resp
     return out
-
-
-def pls_heldout(
-    features: np.ndarray, responses: np.ndarray, stimulus_ids: list[str], splits: int, seed: int = 0
-) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Per-neuron PLS predictivity exactly as ``brainscore_adapter.pls_per_neuron`` computes it,
-    and each split's held-out (positions, predictions, responses), neurons in the metric's order.
-
-    The per-neuron score is the mean over splits of the Pearson r of the split's predictions and
-    responses, so a resample of stimuli can recompute it from the saved splits alone.
-    """
-    import logging
-    import warnings
-
-    from .brainscore_adapter import _bs, neuroid_assembly
-
-    logging.getLogger("brainscore_vision").setLevel(logging.WARNING)
-    metric = _bs().load_metric(
-        "pls",
-        crossvalidation_kwargs=dict(splits=splits, stratification_coord=None, random_state=seed),
-    )
-    position = {sid: i for i, sid in enumerate(stimulus_ids)}
-    kept = []
-
-    def apply(source_train, target_train, source_test, target_test):
-        metric.regression.fit(source_train, target_train)
-        prediction = metric.regression.predict(source_test)
-        order = ["stimulus_id", "neuroid_id"]  # the order the metric correlates in
-        p, t = prediction.sortby(order), target_test.sortby(order)
-        pos = np.array([position[s] for s in p["stimulus_id"].values])
-        kept.append((pos, np.asarray(p.values, np.float64), np.asarray(t.values, np.float64)))
-        return metric.correlation(prediction, target_test)
-
-    metric.apply = apply  # the cross-validation calls metric.apply for every split
-    source = neuroid_assembly(
-        features, stimulus_ids, [f"f{i}" for i in range(features.shape[1])], "model"
-    )
-    target = neuroid_assembly(responses, stimulus_ids, [f"n{i}" for i in range(responses.shape[1])])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Maximum number of iterations reached")
-        score = metric(source, target)
-    return score.raw.mean("split").values, kept

@@ -44,17 +44,31 @@ class Row:
     extra: dict = field(default_factory=dict)
     # the committed row's per-stimulus material (see brain_benchmarks.artefacts); not a column
     material: dict | None = field(default=None, repr=False, compare=False)
+    # per-unit scores (neurons, voxels) as columns of equal length; saved beside the results
+    units: dict | None = field(default=None, repr=False, compare=False)
+
+    # a benchmark that normalises otherwise than raw / ceiling gives its score and interval here
+    norm_score: float | None = None
+    norm_low: float | None = None
+    norm_high: float | None = None
+    normalisation: str = ""  # how ``score`` is made from raw_score (set by __post_init__)
+
+    def __post_init__(self):
+        if not self.normalisation:
+            self.normalisation = "raw/ceiling" if self.ceiling else "none"
 
     def _ceiled(self, v: float) -> float:
         return v / self.ceiling if self.ceiling else v
 
     @property
     def score(self) -> float:
-        return self._ceiled(self.raw_score)
+        return self.norm_score if self.norm_score is not None else self._ceiled(self.raw_score)
 
     @property
     def interval(self) -> tuple[float, float]:
         """95% interval of ``score`` (ceiled like the score)."""
+        if self.norm_score is not None:
+            return self.norm_low, self.norm_high
         return self._ceiled(self.ci_low), self._ceiled(self.ci_high)
 
 

@@ -56,13 +56,24 @@ class RSASettings:
     n_boot: int = 1000  # bootstrap resamples of stimuli for the 95% interval
 
 
+CEILED_SESSIONS = ("210325",)  # the Cowley sessions with single trials (a ceiling)
+
+
 @dataclass(frozen=True)
 class V4Settings:
-    """Options of the built-in V4 benchmark."""
+    """Options of the built-in V4 benchmarks."""
+
+    sessions: tuple[str, ...] = CEILED_SESSIONS
+    splits: int = 5  # k-fold cross-validation of the PLS fit (every image tested once)
+    max_features: int = 1000  # wider layers: their first principal components (0: no PCA)
+    pca_images: int = 1000  # CIFAR-10 test images the PCA is fitted on
+
+
+@dataclass(frozen=True)
+class V4RawSettings(V4Settings):
+    """Options of the built-in V4 benchmark without a ceiling (every session)."""
 
     sessions: tuple[str, ...] = tuple(COWLEY_SESSIONS)
-    splits: int = 3  # cross-validation folds of the PLS fit
-    max_features: int = 256  # wider layers get a seeded random projection to this many features
 
 
 def builtin(info: BenchmarkInfo, settings: type, help: str) -> Callable:
@@ -103,19 +114,46 @@ def _kriegeskorte(info: BenchmarkInfo, root: Root, download: bool, s: RSASetting
 
 
 @builtin(
-    BenchmarkInfo("Cowley2023.V4-pls", 1, "V4", "macaque"),
+    BenchmarkInfo("Cowley2023.V4-pls", 2, "V4", "macaque"),
     V4Settings,
-    "macaque V4, 9 sessions; PLS predictivity (Brain-Score metric)",
+    "macaque V4, the session with single trials; PLS r**2 / ceiling (Brain-Score's definition)",
 )
 def cowley_v4(info: BenchmarkInfo, root: Root, download: bool, s: V4Settings) -> NeuralBenchmark:
-    """Macaque V4 responses to natural images (the chosen sessions)."""
-    from .datasets import cowley2023
+    """Macaque V4 responses to natural images, ceiled per session (sessions with single trials)."""
+    return _cowley(info, root, download, s)
+
+
+@builtin(
+    BenchmarkInfo("Cowley2023.V4-pls-raw", 1, "V4", "macaque"),
+    V4RawSettings,
+    "macaque V4, 9 sessions, no ceiling; PLS r**2 pooled over sessions",
+)
+def cowley_v4_raw(
+    info: BenchmarkInfo, root: Root, download: bool, s: V4RawSettings
+) -> NeuralBenchmark:
+    """Macaque V4 responses to natural images, every chosen session, raw (no single trials)."""
+    return _cowley(info, root, download, s, trials=False)
+
+
+def _cowley(info: BenchmarkInfo, root: Root, download: bool, s: V4Settings, trials=True):
+    from .datasets import cowley2023, pca_images
 
     for session in s.sessions:
         if session not in COWLEY_SESSIONS:
             raise UnknownNameError(f"{info.id} session", session, COWLEY_SESSIONS)
+        if trials and session not in CEILED_SESSIONS:
+            raise DataError(
+                f"{info.id}: session {session} has no single trials, so no ceiling; this benchmark "
+                f"takes {', '.join(CEILED_SESSIONS)} (score other sessions with "
+                "Cowley2023.V4-pls-raw)"
+            )
     sessions = cowley2023(root, download, info.id, list(s.sessions))
-    return NeuralBenchmark(info, sessions, s.splits, s.max_features)
+    if not trials:
+        sessions = [{**x, "trials": None} for x in sessions]
+    basis = pca_images(root, s.pca_images) if s.max_features else None
+    return NeuralBenchmark(
+        info, sessions, splits=s.splits, max_features=s.max_features, pca_images=basis
+    )
 
 
 # Public Brain-Score benchmarks, scored through brainscore_adapter (their data in $BRAINIO_HOME).

@@ -1,12 +1,18 @@
 """The one module that imports brainscore_vision (lazily, inside functions).
 
 Brain-Score is heavy: registries filled on import, caches keyed by identifier, and a pip install
-by default when a plugin loads. We set BS_INSTALL_DEPENDENCIES=no and hand it only local data.
+by default when a plugin loads. We set BS_INSTALL_DEPENDENCIES=no, hand it only local data, and
+call its public API only: its metrics, ``NeuralBenchmark``, ``ModelCommitment`` and
+``load_benchmark(id)(commitment)``; nothing is patched and nothing is written into site-packages.
+The tested versions are pinned in pyproject.toml.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -38,38 +44,58 @@ def neuroid_assembly(
     )
 
 
-def pls_per_neuron(
-    features: np.ndarray,
-    responses: np.ndarray,
-    stimulus_ids: list[str],
-    splits: int = 10,
-    seed: int = 0,
-) -> np.ndarray:
-    """Cross-validated PLS predictivity (Pearson r on held-out images) of every neuron: (neurons,).
-
-    ``features`` (N, d), ``responses`` (N, neurons). Brain-Score's ``pls`` metric (25 components,
-    90/10 splits) does the work; the per-neuron scores are its raw scores averaged over splits.
-    """
+def pls_metric(splits: int, seed: int = 0):
+    """Brain-Score's ``pls`` metric (25 components, no scaling) with ``splits``-fold
+    cross-validation over images (each image tested once), seeded: the one metric of every neural
+    benchmark, on both routes."""
     bs = _bs()
     import logging
 
     logging.getLogger("brainscore_vision").setLevel(logging.WARNING)
-    metric = bs.load_metric(
-        "pls",
-        crossvalidation_kwargs=dict(splits=splits, stratification_coord=None, random_state=seed),
-    )
+    return bs.load_metric("pls", crossvalidation_kwargs=cv_settings(splits, seed))
+
+
+def cv_settings(splits: int, seed: int = 0) -> dict:
+    """The cross-validation settings of :func:`pls_metric` (k-fold, no stratification)."""
+    return dict(splits=splits, kfold=True, stratification_coord=None, random_state=seed)
+
+
+def pls_folds(
+    features: np.ndarray, responses: np.ndarray, stimulus_ids: list[str], splits: int, seed: int = 0
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Cross-validated PLS predictivity of every neuron in every fold, as Brain-Score's metric
+    computes it: (folds, neurons) Pearson r of held-out predictions, and each fold's held-out
+    (positions into ``stimulus_ids``, predictions, responses), neurons in the metric's order.
+
+    Brain-Score's score of these is the mean over folds of the median over neurons."""
+    import warnings
+
+    metric = pls_metric(splits, seed)
+    position = {sid: i for i, sid in enumerate(stimulus_ids)}
+    kept = []
+
+    def apply(source_train, target_train, source_test, target_test):
+        metric.regression.fit(source_train, target_train)
+        prediction = metric.regression.predict(source_test)
+        order = ["stimulus_id", "neuroid_id"]  # the order the metric correlates in
+        p, t = prediction.sortby(order), target_test.sortby(order)
+        pos = np.array([position[s] for s in p["stimulus_id"].values])
+        kept.append((pos, np.asarray(p.values, np.float64), np.asarray(t.values, np.float64)))
+        return metric.correlation(prediction, target_test)
+
+    metric.apply = apply  # the cross-validation calls metric.apply for every fold
     source = neuroid_assembly(
         features, stimulus_ids, [f"f{i}" for i in range(features.shape[1])], "model"
     )
-    target = neuroid_assembly(responses, stimulus_ids, [f"n{i}" for i in range(responses.shape[1])])
-    import warnings
-
-    with (
-        warnings.catch_warnings()
-    ):  # PLS on noisy neurons often stops at max_iter; the score accounts for it
+    n = responses.shape[1]
+    target = neuroid_assembly(responses, stimulus_ids, [f"n{i:05d}" for i in range(n)])
+    # PLS on noisy neurons often stops at max_iter; Brain-Score's per-fold progress bars would
+    # print for every layer and half, whatever our --quiet says: both are kept off stderr
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.filterwarnings("ignore", message="Maximum number of iterations reached")
         score = metric(source, target)
-    return score.raw.mean("split").values
+    raw = score.raw.transpose("split", "neuroid").sortby("neuroid_id")
+    return np.asarray(raw.values, np.float64), kept
 
 
 def stimulus_set(paths: list[str], ids: list[str], identifier: str):
@@ -83,106 +109,77 @@ def stimulus_set(paths: list[str], ids: list[str], identifier: str):
     return s
 
 
-def pytorch_wrapper(net, identifier: str, input_size: int, mean, std, batch_size: int = 64):
-    """brainscore-vision's PytorchWrapper with preprocessing matching our training."""
+def pytorch_wrapper(
+    net, identifier: str, input_size: int, mean, std, basis: dict | None = None, batch_size=64
+):
+    """brainscore-vision's PytorchWrapper over our network with the project's one preprocessing
+    (``model_zoo.plain.load_preprocess``); ``basis`` (layer -> PCA mean and components, as
+    ``extract.pca_bases`` gives them) reduces wide layers as our own extraction does."""
     _bs()
     import functools
 
-    from brainscore_vision.model_helpers.activations.pytorch import (
-        PytorchWrapper,
-        load_preprocess_images,
-    )
+    import torch
+    from brainscore_vision.model_helpers.activations.pytorch import PytorchWrapper
 
-    pre = functools.partial(
-        load_preprocess_images,
-        image_size=input_size,
-        normalize_mean=tuple(mean),
-        normalize_std=tuple(std),
-    )
+    from model_zoo.plain import load_preprocess
+
+    pre = functools.partial(load_preprocess, image_size=input_size, mean=mean, std=std)
     wrapper = PytorchWrapper(
         model=net, preprocessing=pre, identifier=identifier, batch_size=batch_size
     )
+    wrapper.image_size = input_size
+    if basis:
+
+        def project(batch_activations):
+            out = {}
+            for layer, acts in batch_activations.items():
+                b = basis.get(layer)
+                x = torch.from_numpy(np.asarray(acts).reshape(len(acts), -1)).float()
+                out[layer] = ((x - b["mean"]) @ b["components"]).numpy() if b else acts
+            return out
+
+        wrapper.register_batch_activations_hook(project)
     return wrapper
 
 
-# ---- in-process registration -----------------------------------------------------------------
-_LOCAL = {"models": set(), "benchmarks": set()}
-
-
-def _patched():
-    """brainscore_vision resolves every identifier through plugin folders on disk; identifiers we
-    register in this process are answered from the registry without a folder (nothing is copied)."""
-    bs = _bs()
-    if not getattr(bs.import_plugin, "_nmnc", False):
-        original = bs.import_plugin
-
-        def import_plugin(library_root, plugin_type, identifier, *args, **kwargs):
-            if identifier in _LOCAL.get(plugin_type, ()):
-                return None
-            return original(library_root, plugin_type, identifier, *args, **kwargs)
-
-        import_plugin._nmnc = True
-        bs.import_plugin = import_plugin
-    return bs
-
-
 def model_commitment(
-    identifier: str, net, layers: list[str], input_size: int, mean, std, region_layer_map: dict
+    identifier: str,
+    net,
+    layers: list[str],
+    input_size: int,
+    mean,
+    std,
+    committed: dict | None = None,
+    basis: dict | None = None,
 ):
-    """A Brain-Score ModelCommitment over our network with an explicit region-to-layer map."""
+    """A Brain-Score ModelCommitment over our network. Regions in ``committed`` (region -> layer,
+    chosen on data) are fixed; Brain-Score selects the layer of every other region itself, on its
+    own benchmarks, when a benchmark first asks for it. Returns the commitment and its
+    region-layer map (read it after scoring for the layers actually used)."""
     _bs()
-    from brainscore_vision.model_helpers.brain_transformation import ModelCommitment
+    from brainscore_vision.model_helpers.brain_transformation import (
+        STANDARD_REGION_BENCHMARKS,
+        LayerSelection,
+        ModelCommitment,
+        RegionLayerMap,
+    )
 
-    wrapper = pytorch_wrapper(net, identifier, input_size, mean, std)
-    wrapper.image_size = input_size
-    return ModelCommitment(
+    wrapper = pytorch_wrapper(net, identifier, input_size, mean, std, basis)
+    selection = LayerSelection(
+        model_identifier=identifier,
+        activations_model=wrapper,
+        layers=list(layers),
+        visual_degrees=8,
+    )
+    region_map = RegionLayerMap(selection, STANDARD_REGION_BENCHMARKS)
+    region_map.update(committed or {})
+    commitment = ModelCommitment(
         identifier=identifier,
         activations_model=wrapper,
         layers=list(layers),
-        region_layer_map=dict(region_layer_map),
+        region_layer_map=region_map,
     )
-
-
-def register_model(identifier: str, factory) -> str:
-    """Register a model factory in brainscore_vision's registry for this process."""
-    bs = _patched()
-    bs.model_registry[identifier] = factory
-    _LOCAL["models"].add(identifier)
-    return identifier
-
-
-def register_zoo_model(name: str, region_layer_map: dict | None = None) -> str:
-    """Register a zoo model into brainscore_vision's registry in this process; returns its
-    identifier."""
-    from model_zoo.registry import region_layer_map as zoo_region_map
-    from model_zoo.registry import variant_id, weights
-    from nmnc.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(weights(name))
-    ident = variant_id(name, ckpt.weights_hash)
-
-    def factory():
-        net = ckpt.build_model()
-        layers = list(net.hidden_layers)
-        return model_commitment(
-            ident,
-            net,
-            layers,
-            ckpt.input_size,
-            ckpt.mean,
-            ckpt.std,
-            zoo_region_map(layers, region_layer_map),
-        )
-
-    return register_model(ident, factory)
-
-
-def register_benchmark(identifier: str, factory) -> str:
-    """Register a benchmark factory in brainscore_vision's registry for this process."""
-    bs = _patched()
-    bs.benchmark_registry[identifier] = factory
-    _LOCAL["benchmarks"].add(identifier)
-    return identifier
+    return commitment, region_map
 
 
 def recording_assembly(responses: np.ndarray, stimuli, region: str, folder):
@@ -233,83 +230,118 @@ def neural_benchmark(
     sessions: list[dict],
     region: str,
     folder,
-    ceiling: float | None = None,
-    splits: int = 3,
+    ceilings,
+    splits: int = 5,
+    version: int = 1,
 ):
-    """Our V4 data as Brain-Score NeuralBenchmarks (one per session); the score is their mean."""
-    bs = _bs()
+    """A neural benchmark of ours as Brain-Score NeuralBenchmarks, one per session (the ``pls``
+    metric of :func:`pls_metric`, each session's ceiling or 1 without), scored as their mean: the
+    same definition ``brain_benchmarks.neural`` computes on our own route."""
+    _bs()
     from brainscore_core.benchmarks import BenchmarkBase
     from brainscore_core.metrics import Score
     from brainscore_vision.benchmark_helpers.neural_common import NeuralBenchmark
 
     folder.mkdir(parents=True, exist_ok=True)
-    ceil = (lambda: Score(ceiling)) if ceiling else (lambda: Score(1.0))
-    parts = [
-        NeuralBenchmark(
-            identifier=f"{identifier}.{s['session']}",
-            version=1,
-            assembly=recording_assembly(s["responses"], s["stimuli"], region, folder),
-            similarity_metric=bs.load_metric(
-                "pls", crossvalidation_kwargs=dict(splits=splits, stratification_coord=None)
-            ),
-            visual_degrees=8,
-            number_of_trials=1,
-            ceiling_func=ceil,
-            parent=region,
-            bibtex="",
+    parts = []
+    for s, c in zip(sessions, ceilings):
+        ceiling = Score(float(c) if np.isfinite(c) else 1.0)
+        parts.append(
+            NeuralBenchmark(
+                identifier=f"{identifier}.{s['session']}",
+                version=version,
+                assembly=recording_assembly(s["responses"], s["stimuli"], region, folder),
+                similarity_metric=pls_metric(splits),
+                visual_degrees=8,
+                number_of_trials=1,
+                ceiling_func=lambda ceiling=ceiling: ceiling,
+                parent=region,
+                bibtex="",
+            )
         )
-        for s in sessions
-    ]
 
     class Pooled(BenchmarkBase):
         def __init__(self):
             super().__init__(
-                identifier=identifier, ceiling=ceil(), version=1, parent=region, bibtex=""
+                identifier=identifier,
+                ceiling=Score(1.0),
+                version=version,
+                parent=region,
+                bibtex="",
             )
 
         def __call__(self, candidate):
-            scores = [float(p(candidate)) for p in parts]
-            out = Score(float(np.mean(scores)))
-            out.attrs["session_scores"] = scores
+            scores = [p(candidate) for p in parts]
+            out = Score(float(np.mean([float(x) for x in scores])))
+            out.attrs["session_scores"] = [float(x) for x in scores]
+            out.attrs["session_raw"] = [float(x.attrs["raw"]) for x in scores]
             return out
 
     return Pooled()
 
 
 # ---- public Brain-Score benchmarks ----------------------------------------------------------
-# The files each public benchmark reads, as brainscore's data plugins name them:
-# BRAINIO_HOME/<sha1>/<file>.
+# Which data each public benchmark reads: the installed data plugin's folder, the assembly's and
+# the stimulus set's identifiers. File names and SHA-1s are read from that plugin's source.
 PUBLIC = {
-    "FreemanZiemba2013public.V1-pls": [
-        ("assy_movshon_FreemanZiemba2013_public.nc", "761c08f796db4e342555cdb60eef23a4f19ead43"),
-        (
-            "stimulus_FreemanZiemba2013_aperture-public.csv",
-            "194c9b301a4e3e9cff02481d4c19b39331d52660",
-        ),
-        (
-            "stimulus_FreemanZiemba2013_aperture-public.zip",
-            "3a6fec1fc28c212882d6833e267ea8654d289611",
-        ),
-    ],
-    "MajajHong2015public.V4-pls": [
-        ("assy_dicarlo_MajajHong2015_public.nc", "13d28ca0ce88ee550b54db3004374ae19096e9b9"),
-        ("stimulus_hvm-public.csv", "5ca7a3da00d8e9c694a9cd725df5ba0ad6d735af"),
-        ("stimulus_hvm-public.zip", "8aa44e038d7b551efa8077467622f9d48d72e473"),
-    ],
-    "Rajalingham2018public-i2n": [
-        ("assy_dicarlo_Rajalingham2018_public.nc", "34c6a8b6f7c523589c1861e4123232e5f7c7df4c"),
-        ("stimulus_objectome_public.csv", "47884e17106a3be471d6481279cab33889b80850"),
-        ("stimulus_objectome_public.zip", "064f2955f98e63867755fee2e3ead8cddf6bfab8"),
-    ],
+    "FreemanZiemba2013public.V1-pls": (
+        "freemanziemba2013",
+        "movshon.FreemanZiemba2013.public",
+        "FreemanZiemba2013.aperture-public",
+    ),
+    "MajajHong2015public.V4-pls": ("majajhong2015", "dicarlo.MajajHong2015.public", "hvm-public"),
+    "Rajalingham2018public-i2n": (
+        "rajalingham2018",
+        "dicarlo.Rajalingham2018.public",
+        "objectome.public",
+    ),
 }
 PUBLIC["FreemanZiemba2013public.V2-pls"] = PUBLIC["FreemanZiemba2013public.V1-pls"]
 PUBLIC["MajajHong2015public.IT-pls"] = PUBLIC["MajajHong2015public.V4-pls"]
 
 
-def brainio_home():
-    """Where Brain-Score's data files live (``$BRAINIO_HOME``, else ~/.brainio)."""
-    from pathlib import Path
+def _plugin_calls(folder: str) -> list[dict]:
+    """Keyword arguments (constants only) of every ``load_*_from_s3`` call in an installed
+    brainscore_vision data plugin, read from its source without importing it."""
+    import ast
+    import importlib.util
 
+    spec = importlib.util.find_spec("brainscore_vision")
+    source = Path(spec.origin).parent / "data" / folder / "__init__.py"
+    calls = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        name = getattr(getattr(node, "func", None), "id", "")
+        if isinstance(node, ast.Call) and name.startswith("load_") and name.endswith("_from_s3"):
+            kw = {k.arg: k.value.value for k in node.keywords if isinstance(k.value, ast.Constant)}
+            calls.append({"loader": name, **kw})
+    return calls
+
+
+def public_files(benchmark: str) -> list[tuple[str, str]]:
+    """(file name, SHA-1) of every data file a public benchmark reads, as the installed data
+    plugin names them (``$BRAINIO_HOME/<sha1>/<file>``)."""
+    folder, assembly, stimuli = PUBLIC[benchmark]
+    files = []
+    for call in _plugin_calls(folder):
+        ident = str(call.get("identifier", ""))
+        stem = ident.replace(".", "_")
+        prefix = call.get("filename_prefix")
+        if ident == assembly and call["loader"] == "load_assembly_from_s3":
+            files.append((f"{prefix or 'assy_'}{stem}.nc", call["sha1"]))
+        elif ident == stimuli and call["loader"] == "load_stimulus_set_from_s3":
+            files.append((f"{prefix or 'stimulus_'}{stem}.csv", call["csv_sha1"]))
+            files.append((f"{prefix or 'stimulus_'}{stem}.zip", call["zip_sha1"]))
+    if len(files) != 3:
+        raise RuntimeError(
+            f"the installed brainscore_vision data plugin '{folder}' no longer names the files "
+            f"of {benchmark} ({assembly}, {stimuli}); update PUBLIC in "
+            "brain_benchmarks.brainscore_adapter"
+        )
+    return files
+
+
+def brainio_home() -> Path:
+    """Where Brain-Score's data files live (``$BRAINIO_HOME``, else ~/.brainio)."""
     return Path(os.path.expanduser(os.environ.get("BRAINIO_HOME", "~/.brainio")))
 
 
@@ -318,13 +350,13 @@ def missing_public_files(benchmark: str) -> list[str]:
     home = brainio_home()
     return [
         str(home / sha / name)
-        for name, sha in PUBLIC[benchmark]
+        for name, sha in public_files(benchmark)
         if not (home / sha / name).exists()
     ]
 
 
-def score_public(benchmark: str, model_identifier: str):
-    """Run a public Brain-Score benchmark on a registered model; offline without its files, a clear
+def score_public(benchmark: str, commitment):
+    """Run a public Brain-Score benchmark on a ModelCommitment; offline without its files, a clear
     error at once."""
     from nmnc.errors import DataError
 
@@ -337,9 +369,9 @@ def score_public(benchmark: str, model_identifier: str):
             "Brain-Score downloads them from its S3 bucket "
             "brainscore-storage/brainio-brainscore when online)"
         )
-    bs = _patched()
+    bs = _bs()
     try:
-        return bs.load_benchmark(benchmark)(bs.load_model(model_identifier))
+        return bs.load_benchmark(benchmark)(commitment)
     except Exception as err:  # botocore and friends: never shown raw
         if (
             "botocore" in type(err).__module__
@@ -348,6 +380,7 @@ def score_public(benchmark: str, model_identifier: str):
         ):
             raise DataError(
                 f"{benchmark}: Brain-Score tried to download data that is missing from "
-                f"{brainio_home()} ({type(err).__name__})"
+                f"{brainio_home()} ({type(err).__name__}); Brain-Score's own layer selection "
+                "for regions without a committed layer reads its public V1, V2, V4 and IT data"
             ) from None
         raise

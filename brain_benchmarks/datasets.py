@@ -14,7 +14,7 @@ from nmnc.data import cache_dir, data_root
 from nmnc.data.download import fetch
 from nmnc.errors import DataError
 
-from .stimuli import from_arrays, from_zip
+from .stimuli import Stimuli, from_arrays, from_zip
 
 KRIEGESKORTE_FILE = "kriegeskorte2008_92images/Kriegeskorte_Neuron2008_supplementalData.mat"
 KRIEGESKORTE_URL = os.environ.get(
@@ -146,3 +146,22 @@ def cowley2023(
             raw = np.load(get(f"responses_raw/responses_{s}.npy"))
         out.append({"session": s, "stimuli": stimuli, "responses": resp.T, "trials": raw})
     return out
+
+
+def pca_images(root=None, count: int = 1000, dataset: str = "cifar10") -> Stimuli:
+    """Held-out images the V4 benchmarks fit their PCA on: the first ``count`` test images of a
+    registered image dataset (CIFAR-10 by default), a fixed set for every model."""
+    from nmnc.data import DATASETS, load_dataset
+    from nmnc.errors import UnknownNameError
+
+    if dataset not in DATASETS:
+        raise UnknownNameError("PCA image dataset", dataset, DATASETS.names())
+    split = load_dataset(dataset, root).test
+    images = getattr(split, "images", None)
+    if images is None:
+        raise DataError(
+            f"{dataset}: its test images are files on disk, not an array; choose an in-memory "
+            "dataset for the PCA images (e.g. cifar10)"
+        )
+    n = min(count, len(images))
+    return from_arrays(f"{dataset}-test[{n}]", np.asarray(images[:n]))

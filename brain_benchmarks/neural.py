@@ -1,120 +1,325 @@
-"""Neural predictivity benchmarks: cross-validated regression from a layer's features to every
-recorded neuron, scored as Brain-Score scores its neural benchmarks."""
+"""Neural predictivity benchmarks: cross-validated PLS from a layer's features to every recorded
+neuron, scored as Brain-Score scores its neural benchmarks.
+
+Per session, Brain-Score's ``pls`` metric with k-fold cross-validation (every image tested once)
+gives each fold's Pearson r per neuron; the session's raw score ``r`` is the mean over folds of the
+median over neurons. A session with single trials has a ceiling ``c``: the median over neurons of
+the Spearman-Brown corrected split-half reliability. The headline is Brain-Score's explained
+variance ``r**2 / c`` averaged over sessions (normalisation ``r2/ceiling``), or ``r**2`` for
+sessions without single trials (``r2``); one benchmark never mixes the two.
+
+Features wider than ``max_features`` are reduced by PCA fitted on held-out images (as Brain-Score
+keeps 1,000 principal components fitted on ImageNet images; here CIFAR-10 test images by default).
+The committed score is cross-fitted: the layer chosen on half A is scored on half B and the layer
+chosen on B is scored on A, and the two are averaged, so every image counts once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 
-from .base import SELECT, TEST, Benchmark, BenchmarkInfo, Row, pick
+from nmnc.errors import DataError
+
+from .base import ALL, SELECT, TEST, Benchmark, BenchmarkInfo, Row, pick
 from .stimuli import Stimuli
 
+N_BOOT = 1000  # bootstrap draws of neurons and trials for the intervals
+PLS_COMPONENTS = 25  # Brain-Score's pls metric
 
-def split_half_reliability(trials: np.ndarray, n_splits: int = 20, seed: int = 0) -> np.ndarray:
+
+def split_half_reliability(
+    trials: np.ndarray, n_splits: int = 20, seed: int = 0, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Spearman-Brown corrected split-half reliability per neuron; trials (neurons, images,
-    repeats), NaN = missing."""
-    rng = np.random.default_rng(seed)
+    repeats), NaN = missing. With ``rng`` the repeats of each image are first resampled with
+    replacement (a bootstrap draw of trials)."""
+    if rng is not None:
+        reps = trials.shape[2]
+        pick_r = rng.integers(0, reps, (trials.shape[1], reps))
+        trials = np.take_along_axis(trials, np.broadcast_to(pick_r, trials.shape), axis=2)
+    rng_split = np.random.default_rng(seed)
     neurons, images, reps = trials.shape
     out = np.zeros((n_splits, neurons))
     for s in range(n_splits):
         # shuffle repeats per image (NaNs spread over both halves)
-        perm = np.argsort(rng.random((images, reps)), axis=1)
+        perm = np.argsort(rng_split.random((images, reps)), axis=1)
         shuffled = np.take_along_axis(trials, np.broadcast_to(perm, trials.shape), axis=2)
-        first, second = np.nanmean(shuffled[..., ::2], 2), np.nanmean(shuffled[..., 1::2], 2)
-        ok = ~(np.isnan(first) | np.isnan(second)).any(0)
-        f = first[:, ok] - first[:, ok].mean(1, keepdims=True)
-        g = second[:, ok] - second[:, ok].mean(1, keepdims=True)
-        r = (f * g).sum(1) / np.sqrt((f**2).sum(1) * (g**2).sum(1))
+        with np.errstate(invalid="ignore", divide="ignore"), _quiet():
+            first, second = np.nanmean(shuffled[..., ::2], 2), np.nanmean(shuffled[..., 1::2], 2)
+            ok = ~(np.isnan(first) | np.isnan(second)).any(0)
+            f = first[:, ok] - first[:, ok].mean(1, keepdims=True)
+            g = second[:, ok] - second[:, ok].mean(1, keepdims=True)
+            r = (f * g).sum(1) / np.sqrt((f**2).sum(1) * (g**2).sum(1))
         out[s] = 2 * r / (1 + r)
-    return np.nanmean(out, 0)
+    with _quiet():
+        return np.nanmean(out, 0)
+
+
+@contextmanager
+def _quiet():
+    """NaN-aware reductions over all-NaN slices stay quiet (they give NaN, which is handled)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def session_r(fold_r: np.ndarray) -> float:
+    """Brain-Score's aggregate of one session's (folds, neurons) r: mean over folds of the median
+    over neurons."""
+    with _quiet():
+        return float(np.nanmean(np.nanmedian(fold_r, 1)))
+
+
+def headline(r: np.ndarray, ceilings: np.ndarray) -> float:
+    """The benchmark's score from per-session raw r and ceilings (NaN: none): the mean over
+    sessions of ``r**2 / c``, or of ``r**2`` when no session has a ceiling."""
+    r, c = np.asarray(r, np.float64), np.asarray(ceilings, np.float64)
+    return np.mean(r**2 / c, -1) if np.isfinite(c).all() else np.mean(r**2, -1)
 
 
 class NeuralBenchmark(Benchmark):
-    """Cross-validated PLS predictivity of each neuron, per session; neurons pooled (median)."""
+    """PLS predictivity per session (Brain-Score's metric, k-fold), ceiled per session."""
 
     kind = "neural"
 
-    # PLS (25 components) on 9 sessions x layers x splits is the slow part of scoring: features
-    # wider than max_features get a seeded random projection, and splits are 90/10
-    # cross-validation folds.
     def __init__(
-        self, info: BenchmarkInfo, sessions: list[dict], splits: int = 3, max_features: int = 256
+        self,
+        info: BenchmarkInfo,
+        sessions: list[dict],
+        splits: int = 5,
+        max_features: int = 1000,
+        pca_images: Stimuli | None = None,
+        n_boot: int = N_BOOT,
     ):
         super().__init__(info)
         self.sessions, self.splits, self.max_features = sessions, splits, max_features
-        self._ceiling: float | None | bool = False  # False: not computed yet
+        self.pca_images, self.n_boot = pca_images, n_boot
+        has = [s.get("trials") is not None for s in sessions]
+        if any(has) and not all(has):
+            names = [s["session"] for s, h in zip(sessions, has) if not h]
+            raise DataError(
+                f"{info.id}: sessions {', '.join(names)} have no single trials (no ceiling) while "
+                "others have; a benchmark is either ceiled in every session or in none: score "
+                "them as two benchmarks"
+            )
+        self.normalisation = "r2/ceiling" if all(has) and has else "r2"
+        self._reliability: dict[str, np.ndarray] = {}
 
     def sets(self) -> list[tuple[str, Stimuli]]:
         return [(s["session"], s["stimuli"]) for s in self.sessions]
 
     def extract_options(self) -> dict:
-        return {"max_features": self.max_features}
+        if not self.max_features:
+            return {}
+        return {"max_features": self.max_features, "basis_images": self.pca_images}
 
     @property
     def n_stimuli(self) -> int:
         return sum(len(s["stimuli"]) for s in self.sessions)
 
+    @property
+    def settings(self) -> dict:
+        """What defines the score besides the data (recorded with every row)."""
+        return {
+            "splits": self.splits,
+            "cv": "kfold",
+            "pls_components": PLS_COMPONENTS,
+            "max_features": self.max_features,
+            "pca_images": None if self.pca_images is None else self.pca_images.name,
+            "committed": "cross-fit halves",
+            "normalisation": self.normalisation,
+        }
+
+    @property
+    def data_hash(self) -> str:
+        """A digest of the responses, trials and stimuli of every session."""
+        h = hashlib.sha256()
+        for s in self.sessions:
+            h.update(s["session"].encode() + s["stimuli"].digest.encode())
+            h.update(np.ascontiguousarray(s["responses"], np.float64).tobytes())
+            if s.get("trials") is not None:
+                h.update(np.ascontiguousarray(s["trials"], np.float64).tobytes())
+        return h.hexdigest()[:16]
+
+    def reliability(self, s: dict) -> np.ndarray | None:
+        """Per-neuron split-half reliability of a session with single trials (None without)."""
+        if s.get("trials") is None:
+            return None
+        if s["session"] not in self._reliability:
+            self._reliability[s["session"]] = split_half_reliability(s["trials"])
+        return self._reliability[s["session"]]
+
+    def ceilings(self) -> np.ndarray:
+        """Per-session ceiling (NaN where a session has no single trials)."""
+        out = []
+        for s in self.sessions:
+            rel = self.reliability(s)
+            with _quiet():
+                out.append(np.nan if rel is None else float(np.nanmedian(rel)))
+        return np.array(out)
+
     def ceiling(self) -> float | None:
-        """Median split-half reliability over neurons of sessions with single trials (None
-        without)."""
-        if self._ceiling is False:
-            rel = [
-                split_half_reliability(s["trials"])
-                for s in self.sessions
-                if s.get("trials") is not None
-            ]
-            self._ceiling = float(np.nanmedian(np.concatenate(rel))) if rel else None
-        return self._ceiling
+        """The mean of the per-session ceilings (None when no session has single trials)."""
+        c = self.ceilings()
+        return float(np.mean(c)) if np.isfinite(c).all() and len(c) else None
 
     def by_layer(self, features):
         layers = list(next(iter(features.values())))
         return {layer: {s: features[s][layer] for s in features} for layer in layers}
 
-    def _pooled(self, feats: dict, half: int | None, keep: bool = False) -> tuple:
-        """Per-neuron predictivity pooled over sessions, the number of stimuli it used, and with
-        ``keep`` each session's held-out predictions (name, stimuli, splits)."""
-        from .artefacts import pls_heldout
-        from .brainscore_adapter import pls_per_neuron
+    # ---- fitting -------------------------------------------------------------------------
+    def fit(self, feats: dict, half: int | None) -> list[dict]:
+        """Per session on all stimuli or one half: fold r (folds, neurons) and each fold's
+        held-out (positions into the session's stimuli, predictions, responses)."""
+        from .brainscore_adapter import pls_folds
 
-        per_neuron, n, kept = [], 0, []
+        out = []
         for s in self.sessions:
             X, Y = np.asarray(feats[s["session"]]), s["responses"]
             idx = pick(len(Y), half)
             ids = [s["stimuli"].ids[i] for i in idx]
-            if keep:
-                r, splits = pls_heldout(X[idx], Y[idx], ids, self.splits)
-                kept.append((s["session"], len(idx), splits))
-            else:
-                r = pls_per_neuron(X[idx], Y[idx], ids, splits=self.splits)
-            per_neuron.append(r)
-            n += len(idx)
-        return np.concatenate(per_neuron), n, kept
+            fold_r, kept = pls_folds(X[idx], Y[idx], ids, self.splits)
+            folds = [(idx[pos], pred, resp) for pos, pred, resp in kept]
+            out.append({"fold_r": fold_r, "folds": folds, "n": len(idx)})
+        return out
 
-    def measure(self, feats, layer, half) -> Row:
+    def value(self, fits: list[list[dict]]) -> tuple[np.ndarray, float]:
+        """Per-session raw r and the headline score of one or more fits (halves are averaged)."""
+        n = len(self.sessions)
+        r = np.array([np.mean([session_r(f[i]["fold_r"]) for f in fits]) for i in range(n)])
+        return r, float(headline(r, self.ceilings()))
+
+    def interval(self, fits: list[list[dict]]) -> tuple[tuple, tuple]:
+        """95% intervals of the raw r (mean over sessions) and of the headline: neurons resampled
+        with replacement per session (the same neurons for the model and the ceiling), and for
+        ceiled sessions the repeats of every image resampled too."""
+        rng = np.random.default_rng(0)
+        raws, heads = [], []
+        for _ in range(self.n_boot):
+            r, c = [], []
+            for i, s in enumerate(self.sessions):
+                n = fits[0][i]["fold_r"].shape[1]
+                idx = rng.integers(0, n, n)
+                r.append(np.mean([session_r(f[i]["fold_r"][:, idx]) for f in fits]))
+                rel = self.reliability(s)
+                if rel is None:
+                    c.append(np.nan)
+                else:
+                    rel_b = split_half_reliability(s["trials"][idx], n_splits=1, rng=rng)
+                    with _quiet():
+                        c.append(float(np.nanmedian(rel_b)))
+            raws.append(np.mean(r))
+            heads.append(float(headline(np.array(r), np.array(c))))
+        with _quiet():
+            raw_ci = tuple(np.nanpercentile(raws, [2.5, 97.5]))
+            head_ci = tuple(np.nanpercentile(heads, [2.5, 97.5]))
+        return raw_ci, head_ci
+
+    def row(self, layer: str, fits: list[list[dict]], committed: bool = False) -> Row:
+        """The row of one layer from its fits (one fit, or the two cross-fitted halves)."""
         from .artefacts import neural_material
 
-        r, n, kept = self._pooled(feats, half, keep=half == TEST)
-        rng = np.random.default_rng(0)
-        boots = [np.nanmedian(rng.choice(r, len(r))) for _ in range(1000)]  # bootstrap over neurons
-        lo, hi = np.percentile(boots, [2.5, 97.5])
-        extra = {
-            "neurons": len(r),
-            "sessions": len(self.sessions),
-            "max_features": self.max_features,
-            "splits": self.splits,
+        r, score = self.value(fits)
+        (lo, hi), (slo, shi) = self.interval(fits) if committed else self._fast_interval(fits)
+        per_session = {
+            s["session"]: {"r": float(r[i]), "ceiling": _num(c)}
+            for i, (s, c) in enumerate(zip(self.sessions, self.ceilings()))
         }
+        extra = {
+            "neurons": int(sum(f["fold_r"].shape[1] for f in fits[0])),
+            "sessions": per_session,
+            **self.settings,
+        }
+        material = None
+        if committed:
+            blocks = [[f[i] for f in fits] for i in range(len(self.sessions))]
+            material = neural_material(self.sessions, blocks, self.ceilings())
+        n = sum(f["n"] for fit in fits for f in fit)
+        ceiling = self.ceiling()
+        units = {"session": [], "neuron": [], "r": [], "reliability": []}
+        for i, s in enumerate(self.sessions):
+            with _quiet():
+                r_unit = np.nanmean(np.concatenate([f[i]["fold_r"] for f in fits]), 0)
+            rel = self.reliability(s)
+            units["session"] += [s["session"]] * len(r_unit)
+            units["neuron"] += list(range(len(r_unit)))
+            units["r"] += r_unit.tolist()
+            units["reliability"] += [np.nan] * len(r_unit) if rel is None else rel.tolist()
         return Row(
             self.id,
             self.version,
             layer,
-            False,
-            float(np.nanmedian(r)),
+            committed,
+            float(np.mean(r)),
             float(lo),
             float(hi),
-            self.ceiling(),
+            ceiling,
             n,
             extra,
-            neural_material(kept, self.ceiling()) if kept else None,
+            material,
+            norm_score=score,
+            norm_low=float(slo),
+            norm_high=float(shi),
+            normalisation=self.normalisation,
+            units=units,
         )
 
+    def _fast_interval(self, fits):
+        """Per-layer rows: neurons resampled only (200 draws; the ceiling held fixed)."""
+        rng = np.random.default_rng(0)
+        c = self.ceilings()
+        raws, heads = [], []
+        for _ in range(200):
+            r = []
+            for i in range(len(self.sessions)):
+                n = fits[0][i]["fold_r"].shape[1]
+                idx = rng.integers(0, n, n)
+                r.append(np.mean([session_r(f[i]["fold_r"][:, idx]) for f in fits]))
+            raws.append(np.mean(r))
+            heads.append(float(headline(np.array(r), c)))
+        return tuple(np.percentile(raws, [2.5, 97.5])), tuple(np.percentile(heads, [2.5, 97.5]))
+
+    # ---- the Benchmark interface ---------------------------------------------------------
+    def measure(self, feats, layer, half) -> Row:
+        return self.row(layer, [self.fit(feats, half)], committed=half is not ALL)
+
     def selection_score(self, feats, layer) -> float:
-        return float(np.nanmedian(self._pooled(feats, SELECT)[0]))
+        return self.value([self.fit(feats, SELECT)])[1]
+
+    def score(self, features: dict[str, dict[str, np.ndarray]]) -> list[Row]:
+        """A row per layer on all stimuli, then the committed row, cross-fitted: the layer best
+        on half A scored on half B and the layer best on B scored on A, averaged."""
+        data = self.by_layer(features)
+        rows = [self.row(layer, [self.fit(data[layer], ALL)]) for layer in data]
+        halves = {
+            layer: (self.fit(data[layer], SELECT), self.fit(data[layer], TEST)) for layer in data
+        }
+        on_a = {layer: self.value([h[0]])[1] for layer, h in halves.items()}
+        on_b = {layer: self.value([h[1]])[1] for layer, h in halves.items()}
+        best_a, best_b = max(on_a, key=on_a.get), max(on_b, key=on_b.get)
+        committed = self.row(best_a, [halves[best_a][1], halves[best_b][0]], committed=True)
+        committed.extra.update(
+            selected_on="cross-fit: each half's layer chosen on the other half",
+            layer_a=best_a,
+            layer_b=best_b,
+            selection={layer: [on_a[layer], on_b[layer]] for layer in data},
+        )
+        if best_a != best_b:  # the halves chose different layers: the row names both
+            committed.layer = f"{best_a}+{best_b}"
+        return rows + [committed]
+
+    def committed_material(self, features, layer: str) -> dict:
+        """The material of a committed row (``layer``: one layer, or ``a+b`` when the halves
+        chose layer a for half B and layer b for half A)."""
+        data = self.by_layer(features)
+        a, _, b = layer.partition("+")
+        fits = [self.fit(data[a], TEST), self.fit(data[b or a], SELECT)]
+        return self.row(layer, fits, committed=True).material
+
+
+def _num(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)

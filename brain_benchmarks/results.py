@@ -31,15 +31,22 @@ class ResultRow:
     species: str
     layer: str
     committed: bool  # the layer chosen on one half of the stimuli, scored on the other half
-    score: float | None  # raw_score / ceiling when a ceiling is known, else raw_score
+    score: float | None  # raw_score normalised as ``normalisation`` says
     ci_low: float | None = None  # 95% interval of score
     ci_high: float | None = None
-    raw_score: float | None = None
+    raw_score: float | None = None  # RSA: the comparison; neural: Pearson r (Brain-Score's median)
     ceiling: float | None = None
+    # how score is made from raw_score: 'raw/ceiling' (RSA), 'r2/ceiling' (Brain-Score's neural
+    # explained variance), 'r2' (neural, no ceiling), 'none'
+    normalisation: str = ""
+    raw_ci_low: float | None = None  # 95% interval of raw_score
+    raw_ci_high: float | None = None
     error: float | None = None  # Brain-Score's standard error, where it gives one
     n_stimuli: int | None = None  # stimuli the score is computed on
     time: float | None = None  # seconds for this model and benchmark, extraction included
     details: str = "{}"  # JSON: metric settings (method, neurons, splits, selected_on, ...)
+    data_hash: str = ""  # digest of the benchmark's data (responses, RDMs, stimuli)
+    settings: str = "{}"  # JSON: the benchmark settings that define the score
 
 
 COLUMNS = [f.name for f in dataclasses.fields(ResultRow)]
@@ -67,16 +74,27 @@ def append_rows(path: str | Path, rows: Iterable[ResultRow | Mapping]) -> None:
     """Append rows to the CSV table at ``path`` (created with a header if absent), under a file
     lock.
 
-    A table written before ``region`` and ``species`` were columns keeps its own header; the rows go
-    in its column order and :func:`read_results` fills the two columns back in.
+    A table written before some columns existed is rewritten whole (atomically, under the lock)
+    with today's header first, so no column of a new row is dropped.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dicts = [_as_dict(r) for r in rows]
+    while not _append_locked(path, dicts):
+        pass  # another writer replaced the file while this one waited for its lock: reopen
+
+
+def _append_locked(path: Path, dicts: list[dict]) -> bool:
+    """Append under the lock; False when the file was replaced before the lock was taken."""
     with open(path, "a+", newline="") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
+            if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
+                return False
             columns = _header(f) or COLUMNS
+            if set(columns) < set(COLUMNS):
+                _upgrade(path, f, dicts)  # old rows and these, under today's header
+                return True
             f.seek(0, os.SEEK_END)
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
@@ -86,8 +104,23 @@ def append_rows(path: str | Path, rows: Iterable[ResultRow | Mapping]) -> None:
             f.write(buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
+            return True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _upgrade(path: Path, f, new: list[dict]) -> None:
+    """Replace the table open as ``f`` (atomically) by its rows and ``new`` under every column of
+    :data:`COLUMNS`; old rows keep their values and leave the new columns empty."""
+    from nmnc.io import atomic_path
+
+    f.seek(0)
+    old = list(csv.DictReader(f))
+    with atomic_path(path, suffix=".csv") as tmp:
+        with open(tmp, "w", newline="") as out:
+            w = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(old + new)
 
 
 def read_results(path: str | Path) -> pd.DataFrame:

@@ -45,7 +45,13 @@ from .models import PIXELS, ScoredModel, check_model, resolve_model, zoo_name
 from .results import ResultRow, append_rows, read_results
 
 PROG = "python -m brain_benchmarks.score"
-OFFLINE = ("Kriegeskorte2008.monkeyIT-rsa", "Kriegeskorte2008.humanIT-rsa", "Cowley2023.V4-pls")
+OFFLINE = (
+    "Kriegeskorte2008.monkeyIT-rsa",
+    "Kriegeskorte2008.humanIT-rsa",
+    "Cowley2023.V4-pls",
+    "Cowley2023.V4-pls-raw",
+)
+UNITS = "units"  # per-unit scores beside the results: <out>/units/<benchmark>/v<version>/<hash>.csv
 RESULTS = "results.csv"  # the table's file name inside --out DIR
 
 
@@ -144,7 +150,8 @@ def recover_artefact(
 ) -> Path:
     """The artefact of a pair scored before artefacts were kept: its committed layer measured
     again on the held-out stimuli (no new results rows)."""
-    material = bench.committed_material(features_of(model, bench, progress, [layer]), layer)
+    layers = list(dict.fromkeys(layer.split("+")))  # 'a+b': a cross-fit over two layers
+    material = bench.committed_material(features_of(model, bench, progress, layers), layer)
     path = artefact_path(folder, bench.id, bench.version, model.hash)
     return save_artefact(path, {**material, "layer": layer})
 
@@ -166,8 +173,11 @@ def model_fields(model: ScoredModel) -> dict:
     }
 
 
-def result_row(model: ScoredModel, info: BenchmarkInfo, r: Row, seconds: float) -> ResultRow:
+def result_row(
+    model: ScoredModel, bench: Benchmark | BenchmarkInfo, r: Row, seconds: float
+) -> ResultRow:
     """A benchmark's row as a row of the results table."""
+    info = bench if isinstance(bench, BenchmarkInfo) else bench.info
     lo, hi = r.interval
     return ResultRow(
         **model_fields(model),
@@ -182,11 +192,41 @@ def result_row(model: ScoredModel, info: BenchmarkInfo, r: Row, seconds: float) 
         ci_high=_clean(hi),
         raw_score=_clean(r.raw_score),
         ceiling=_clean(r.ceiling),
+        normalisation=r.normalisation,
+        raw_ci_low=_clean(r.ci_low),
+        raw_ci_high=_clean(r.ci_high),
         error=None,
         n_stimuli=r.n_stimuli,
         time=round(seconds, 2),
-        details=json.dumps(r.extra),
+        details=json.dumps(r.extra, default=_clean),
+        data_hash=getattr(bench, "data_hash", ""),
+        settings=json.dumps(getattr(bench, "settings", {})),
     )
+
+
+def units_path(folder: Path, benchmark: str, version: int, weights: str) -> Path:
+    """Where the per-unit scores of one model on one benchmark version live."""
+    safe = benchmark.replace("/", "_")
+    return folder / UNITS / safe / f"v{version}" / f"{weights}.csv"
+
+
+def save_units(folder: Path, model: ScoredModel, bench: Benchmark, rows: list[Row]) -> None:
+    """Every row's per-unit scores (one line per layer and unit; the committed row's layer is
+    'committed:<layer>') as one CSV beside the results, written atomically."""
+    import pandas as pd
+
+    from nmnc.io import atomic_path
+
+    parts = [
+        pd.DataFrame(r.units).assign(layer=("committed:" if r.committed else "") + r.layer)
+        for r in rows
+        if r.units
+    ]
+    if not parts:
+        return
+    path = units_path(folder, bench.id, bench.version, model.hash)
+    with atomic_path(path, suffix=".csv") as tmp:
+        pd.concat(parts).to_csv(tmp, index=False)
 
 
 def score_pair(
@@ -194,60 +234,91 @@ def score_pair(
     bench: Benchmark | BenchmarkInfo,
     progress: bool = True,
     artefacts: Path | None = None,
+    committed: dict | None = None,
 ) -> list[ResultRow]:
     """The rows of one model on one benchmark (every layer, then the committed one); with
-    ``artefacts`` (a folder) the committed row's per-stimulus material is saved there."""
+    ``artefacts`` (a folder) the committed row's per-stimulus material is saved there and every
+    row's per-unit scores beside it. ``committed`` (region -> layer chosen on data) fixes those
+    regions for a public Brain-Score benchmark."""
     t = time.perf_counter()
     if isinstance(bench, BenchmarkInfo):
-        return [public_row(model, bench, t)]
+        return [public_row(model, bench, t, committed)]
     rows = bench.score(features_of(model, bench, progress))
+    if artefacts is not None:
+        save_units(artefacts.parent, model, bench, rows)
     for r in rows:
         if artefacts is not None and r.committed and r.material is not None:
             path = artefact_path(artefacts, bench.id, bench.version, model.hash)
             save_artefact(path, {**r.material, "layer": r.layer})
-    return [result_row(model, bench.info, r, time.perf_counter() - t) for r in rows]
+    return [result_row(model, bench, r, time.perf_counter() - t) for r in rows]
 
 
-def public_row(model: ScoredModel, info: BenchmarkInfo, t0: float) -> ResultRow:
-    """A public Brain-Score benchmark through a ModelCommitment of this model (registered
-    in-process)."""
-    from model_zoo.registry import region_layer_map
-
-    from .brainscore_adapter import model_commitment, register_model, score_public
+def public_row(
+    model: ScoredModel, info: BenchmarkInfo, t0: float, committed: dict | None = None
+) -> ResultRow:
+    """A public Brain-Score benchmark scored on a ModelCommitment of this model: regions in
+    ``committed`` (chosen on data) are fixed, Brain-Score selects the others; the row records the
+    layer Brain-Score actually used."""
+    from .brainscore_adapter import model_commitment, score_public
 
     if model.net is None:
         raise NmncError(f"{info.id} needs a network; 'pixels' has no layers to commit")
     ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}"
-    region_map = region_layer_map(model.layers)
-    register_model(
-        ident,
-        lambda: model_commitment(
-            ident, model.net, model.layers, model.input_size, model.mean, model.std, region_map
-        ),
+    commitment, region_map = model_commitment(
+        ident, model.net, model.layers, model.input_size, model.mean, model.std, committed
     )
-    s = score_public(info.id, ident)
-    err = s.attrs.get("error")
+    s = score_public(info.id, commitment)
     v = float(s.values) if s.size == 1 else float(s.sel(aggregation="center"))
-    e = None if err is None else float(np.asarray(err).ravel()[0])
     raw = s.attrs.get("raw")
+    raw_v = float(np.asarray(raw).ravel()[0]) if raw is not None else None
+    ceiling = s.attrs.get("ceiling")
+    ceil_v = float(np.asarray(ceiling).ravel()[0]) if ceiling is not None else None
+    err = raw.attrs.get("error") if raw is not None and hasattr(raw, "attrs") else None
+    e = None if err is None else float(np.asarray(err).ravel()[0])
+    # Brain-Score's error is the raw r's standard error over splits: its interval is of raw_score
+    layer = dict.get(region_map, info.region, "")
+    source = "committed on data" if info.region in (committed or {}) else "Brain-Score selected"
+    stimuli = getattr(s.attrs.get("raw"), "sizes", {}).get("presentation")
     return ResultRow(
         **model_fields(model),
         benchmark=info.id,
         version=info.version,
         region=info.region,
         species=info.species,
-        layer="region_layer_map",
+        layer=layer,
         committed=True,
         score=v,
-        ci_low=None if e is None else v - 1.96 * e,
-        ci_high=None if e is None else v + 1.96 * e,
-        raw_score=float(np.asarray(raw).ravel()[0]) if raw is not None else None,
-        ceiling=None,
+        raw_score=raw_v,
+        ceiling=ceil_v,
+        normalisation="r2/ceiling" if info.id.endswith("-pls") else "Brain-Score",
+        raw_ci_low=None if e is None or raw_v is None else raw_v - 1.96 * e,
+        raw_ci_high=None if e is None or raw_v is None else raw_v + 1.96 * e,
         error=e,
-        n_stimuli=None,
+        n_stimuli=stimuli,
         time=round(time.perf_counter() - t0, 2),
-        details=json.dumps({"region_layer_map": region_map}),
+        details=json.dumps({"layer_source": source, "region_layer_map": dict(region_map)}),
+        settings=json.dumps({"route": "brainscore_vision.load_benchmark", "version": info.version}),
     )
+
+
+def chosen_layers(results: Path | None, model: ScoredModel) -> dict[str, str]:
+    """Region -> layer chosen on data for these weights: committed rows of the results table on
+    macaque benchmarks of our own (not Brain-Score's public ones) whose layer is one layer of the
+    network; the first such row per region wins."""
+    if results is None or not results.exists():
+        return {}
+    df = read_results(results)
+    df = df[
+        (df.checkpoint_hash.astype(str) == model.hash)
+        & (df.committed.astype(str).str.lower() == "true")
+        & (df.species.astype(str) == "macaque")
+        & ~df.benchmark.isin(list(PUBLIC_INFO))
+        & df.layer.isin(model.layers)
+    ]
+    out: dict[str, str] = {}
+    for r in df.itertuples():
+        out.setdefault(str(r.region), str(r.layer))
+    return out
 
 
 def check(cfg: ScoreConfig) -> None:
@@ -282,6 +353,8 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     if cfg.skip_scored and results is None:
         raise NmncError("skipping scored pairs needs the results folder: give --out DIR")
     benches = load_benchmarks(cfg)
+    # public ones last: they fix the regions our own benchmarks chose layers for
+    benches.sort(key=lambda b: isinstance(b, BenchmarkInfo))
     done = scored_pairs(results) if cfg.skip_scored else {}
     folder = artefacts_dir(results)
     rows = []
@@ -301,7 +374,8 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
                     path = recover_artefact(model, bench, done[key], folder, cfg.progress)
                     print(f"recovered its per-stimulus artefact {path}", file=sys.stderr)
                 continue
-            new = score_pair(model, bench, cfg.progress, folder)
+            chosen = chosen_layers(results, model) if isinstance(bench, BenchmarkInfo) else None
+            new = score_pair(model, bench, cfg.progress, folder, chosen)
             if results is not None:
                 append_rows(results, new)
             rows += new

@@ -73,26 +73,36 @@ def _rsa(mats: list[dict], draw: Draw) -> np.ndarray:
 
 
 def _neural(mats: list[dict], draw: Draw) -> np.ndarray:
-    keys = ["sessions", "ceiling"] + [k for k in mats[0] if k.startswith(("n_", "splits_"))]
-    _same(mats, tuple(keys), "neural artefacts")
+    from .neural import headline
+
+    if "ceilings" not in mats[0]:
+        raise NmncError(
+            "neural artefacts of an older benchmark version (before k-fold, cross-fitted "
+            "scores); score the models again (the benchmark's version changed)"
+        )
+    counts_keys = [k for k in mats[0] if k.startswith(("n_", "blocks_", "folds_"))]
+    _same(mats, ("sessions", "ceilings", *counts_keys), "neural artefacts")
     first = mats[0]
-    weights = [
-        counts(draw(int(first[f"n_{i}"])), int(first[f"n_{i}"]))
-        for i in range(len(first["sessions"]))
-    ]
+    n_sessions = len(first["sessions"])
+    weights = [counts(draw(int(first[f"n_{i}"])), int(first[f"n_{i}"])) for i in range(n_sessions)]
     out = []
     for m in mats:
-        per_neuron = []
+        r = []
         for i, w in enumerate(weights):
-            rs = [
-                weighted_r(w[:, m[f"pos_{i}_{j}"]], m[f"pred_{i}_{j}"], m[f"resp_{i}_{j}"])
-                for j in range(int(m[f"splits_{i}"]))
-            ]
-            with _quiet():
-                per_neuron.append(np.nanmean(np.stack(rs), 0))  # mean over splits: (B, neurons)
-        with _quiet():
-            out.append(np.nanmedian(np.concatenate(per_neuron, 1), 1))
-    return _ceiled(np.stack(out), first["ceiling"])
+            blocks = []
+            for b in range(int(m[f"blocks_{i}"])):
+                keys = [f"{i}_{b}_{j}" for j in range(int(m[f"folds_{i}_{b}"]))]
+                with _quiet():  # median over neurons per fold, then mean over folds: (B,)
+                    fold = [
+                        np.nanmedian(
+                            weighted_r(w[:, m[f"pos_{k}"]], m[f"pred_{k}"], m[f"resp_{k}"]), 1
+                        )
+                        for k in keys
+                    ]
+                    blocks.append(np.nanmean(np.stack(fold), 0))
+            r.append(np.mean(np.stack(blocks), 0))
+        out.append(headline(np.stack(r, 1), first["ceilings"]))
+    return np.stack(out)
 
 
 def _accuracy(mats: list[dict], draw: Draw) -> np.ndarray:

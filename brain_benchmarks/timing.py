@@ -3,8 +3,9 @@
 extraction     images/s of our extraction against brainscore-vision's PytorchWrapper
                (same model, layers and images)
 scoring        wall time and peak memory of scoring one model on every offline benchmark
-brainscore-v4  zoo models scored on our V4 data as a Brain-Score NeuralBenchmark, through
-               their ModelCommitment
+brainscore-v4  the same checkpoints scored on a V4 benchmark through our own route and through
+               Brain-Score's (a NeuralBenchmark per session on a ModelCommitment): the two
+               numbers per layer, their difference and the time each route takes
 
 Settings are ``--set KEY=VALUE`` (repeatable; lists comma-separated), e.g.
 ``extraction --model runs/bp --set images=600 --set repeats=3`` or
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nmnc.cli import apply_sets, entry, parser, print_config, subcommands
@@ -53,10 +55,11 @@ class ScoringTiming:
 class BrainscoreV4Timing:
     """Settings of ``timing brainscore-v4``."""
 
-    models: tuple[str, ...] = ("bp_cnn", "vnc_cnn", "nmnc_cnn")
-    sessions: tuple[str, ...] = ()  # empty: all 9 sessions
-    splits: int = 3  # cross-validation folds of the PLS fit
-    layer: str | None = None  # V4 layer for every model (None: each model's region map)
+    models: tuple[str, ...] = ("bp_cnn", "vnc_cnn", "nmnc_cnn")  # any --model of scoring
+    benchmark: str = "Cowley2023.V4-pls"  # or Cowley2023.V4-pls-raw
+    sessions: tuple[str, ...] = ()  # empty: the benchmark's default sessions
+    splits: int = 5  # k-fold cross-validation of the PLS fit
+    layer: str | None = None  # the layer compared (None: every layer)
     data_root: str | None = None
 
 
@@ -116,45 +119,67 @@ def time_scoring(cfg: ScoringTiming) -> pd.DataFrame:
 
 
 def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
-    """Our V4 benchmark as a Brain-Score NeuralBenchmark, scored through each zoo model's
-    ModelCommitment."""
+    """Per model and layer: the benchmark's score on all stimuli through our route
+    (``brain_benchmarks.score``) and through Brain-Score's (our data as Brain-Score
+    NeuralBenchmarks, the model as a ModelCommitment with V4 committed to that layer, the same PCA
+    basis as a batch-activations hook), and the seconds each took."""
     from nmnc.data import cache_dir
 
-    from .benchmarks import NeuralBenchmark, benchmark_info
-    from .brainscore_adapter import (
-        _patched,
-        neural_benchmark,
-        register_benchmark,
-        register_zoo_model,
-    )
-    from .datasets import cowley2023
+    from .benchmarks import load_benchmark
+    from .brainscore_adapter import model_commitment, neural_benchmark
+    from .extract import pca_bases
+    from .score import score_pair
 
-    info = benchmark_info("Cowley2023.V4-pls")
-    sessions = cowley2023(cfg.data_root, sessions=list(cfg.sessions) or None)
-    ceiling = NeuralBenchmark(info, sessions).ceiling()
+    options = {"splits": cfg.splits, **({"sessions": cfg.sessions} if cfg.sessions else {})}
+    bench = load_benchmark(cfg.benchmark, cfg.data_root, **options)
     folder = cache_dir() / "brainscore_stimuli"
-    register_benchmark(
-        info.id,
-        lambda: neural_benchmark(info.id, sessions, "V4", folder, ceiling, splits=cfg.splits),
+    bs_bench = neural_benchmark(
+        bench.id,
+        bench.sessions,
+        bench.region,
+        folder,
+        bench.ceilings(),
+        bench.splits,
+        bench.version,
     )
-    bs = _patched()
     rows = []
-    for name in cfg.models:
-        ident = register_zoo_model(name, {"V4": cfg.layer} if cfg.layer else None)
+    for spec in cfg.models:
+        model = resolve_model(spec, progress=False, data_root=cfg.data_root)
         t = time.perf_counter()
-        s = bs.score(ident, info.id)
-        layer = bs.load_model(ident).layer_model.region_layer_map["V4"]
-        sessions_scores = " ".join(f"{v:.3f}" for v in s.attrs.get("session_scores", []))
-        rows.append(
-            {
-                "model": name,
-                "identifier": ident,
-                "v4_layer": layer,
-                "score": float(s),
-                "session_scores": sessions_scores,
-                "seconds": time.perf_counter() - t,
-            }
-        )
+        ours = {r.layer: r for r in score_pair(model, bench, progress=False) if not r.committed}
+        ours_s = time.perf_counter() - t
+        layers = [cfg.layer] if cfg.layer else list(ours)
+        basis = {}
+        if bench.max_features:
+            basis = pca_bases(model, bench.pca_images, model.layers, bench.max_features)
+        for layer in layers:
+            ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}-{layer}"
+            commitment, _ = model_commitment(
+                ident,
+                model.net,
+                model.layers,
+                model.input_size,
+                model.mean,
+                model.std,
+                {"V4": layer},
+                basis,
+            )
+            t = time.perf_counter()
+            s = bs_bench(commitment)
+            r = ours[layer]
+            rows.append(
+                {
+                    "model": spec,
+                    "layer": layer,
+                    "ours": r.score,
+                    "brainscore": float(s),
+                    "difference": r.score - float(s),
+                    "ours_raw_r": r.raw_score,
+                    "brainscore_raw_r": float(np.mean(s.attrs["session_raw"])),
+                    "ours_s_all_layers": ours_s,
+                    "brainscore_s": time.perf_counter() - t,
+                }
+            )
     return pd.DataFrame(rows)
 
 
