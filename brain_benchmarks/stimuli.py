@@ -88,8 +88,15 @@ def from_zip(path: Path, order: list[str] | None = None, name: str | None = None
     members = {}
     for m in zf.namelist():
         check_member(m, path)
-        if m.lower().endswith(IMAGE_EXT) and not Path(m).name.startswith("."):
-            members[Path(m).name] = m
+        base = Path(m).name
+        if not m.lower().endswith(IMAGE_EXT) or base.startswith("."):
+            continue
+        if base in members:
+            raise DataError(
+                f"{path}: two images are named {base} ({members[base]} and {m}); stimulus ids are "
+                "file names, so rename one of them"
+            )
+        members[base] = m
     if not members:
         raise DataError(f"no images in {path}")
     ids = _ordered(order, members, str(path))
@@ -100,6 +107,14 @@ def from_zip(path: Path, order: list[str] | None = None, name: str | None = None
 def _ordered(order, available: dict, where: str) -> list[str]:
     if order is None:
         return sorted(available)
+    seen = set()
+    for o in order:
+        if o in seen:
+            raise DataError(
+                f"{where}: the 'stimuli' list names {o} twice; "
+                "list each file once, in response order"
+            )
+        seen.add(o)
     missing = [o for o in order if o not in available]
     if missing:
         raise DataError(
