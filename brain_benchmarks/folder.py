@@ -114,8 +114,8 @@ SCHEMA = {
     ),
     "max_features": Key(
         f"0 (no reduction) or an integer >= {PLS_COMPONENTS} (the PLS components)",
-        '"max_features": 256',
-        "wider layers are reduced to this many features before the PLS fit",
+        '"max_features": 1000',
+        "wider layers are reduced to this many principal components (of CIFAR-10 test images)",
         lambda v: _int(v) and (v == 0 or v >= PLS_COMPONENTS),
         kinds=("neural",),
     ),
@@ -306,8 +306,16 @@ def _data_file(folder: Path, kind: str) -> Path:
     return f
 
 
-def from_folder_spec(path: str | Path) -> Benchmark:
-    """A user-defined benchmark from a folder (format in the README), every file checked."""
+def _default(key: str):
+    """The default of a NeuralBenchmark setting a folder leaves out (one place owns defaults)."""
+    import inspect
+
+    return inspect.signature(NeuralBenchmark).parameters[key].default
+
+
+def from_folder_spec(path: str | Path, root: str | Path | None = None) -> Benchmark:
+    """A user-defined benchmark from a folder (format in the README), every file checked;
+    ``root`` is the data root holding the images a neural benchmark's PCA is fitted on."""
     folder = Path(path)
     meta = read_meta(folder)
     kind = meta["kind"]
@@ -325,11 +333,16 @@ def from_folder_spec(path: str | Path) -> Benchmark:
     if kind == "rsa":
         rdms = _rdm_stack(load_array(f, "RDMs (N x N, S x N x N or condensed)"), n, str(f))
         return RSABenchmark(info, stimuli, rdms, **given)
-    bench = NeuralBenchmark(info, [_session(f, n, meta["name"], stimuli)], **given)
-    if bench.splits > n // 4:  # each half's folds need 2 held-out images for a correlation
+    splits = meta.get("splits", _default("splits"))
+    if splits > n // 4:  # each half's folds need 2 held-out images for a correlation
         raise DataError(
-            f"{folder / 'benchmark.json'}: 'splits' is {bench.splits}, and each half of the {n} "
+            f"{folder / 'benchmark.json'}: 'splits' is {splits}, and each half of the {n} "
             f"images is cross-validated in that many folds of at least 2 images; give an integer "
             f"from 2 to {n // 4}"
         )
-    return bench
+    session = _session(f, n, meta["name"], stimuli)
+    if meta.get("max_features", _default("max_features")):
+        from .datasets import pca_images  # PCA fitted on held-out images, as for built-in V4
+
+        given["pca_images"] = pca_images(root)
+    return NeuralBenchmark(info, [session], **given)

@@ -98,6 +98,7 @@ def refused(tmp: Path, capsys, benchmark, model: str = "random:cnn") -> str:
 def test_valid_folders_load_and_score(isolated, jpegs, capsys):
     neural = from_folder_spec(make_folder(isolated, jpegs, "neural", N_NEURAL, splits=3))
     assert (neural.kind, neural.n_stimuli, neural.splits) == ("neural", N_NEURAL, 3)
+    assert len(neural.pca_images) == 1000  # the default reduction's PCA images, as for V4
     (session,) = neural.sessions
     assert session["trials"].shape == (8, N_NEURAL, 2)
     assert np.allclose(session["responses"], session["trials"].mean(2).T)
@@ -161,13 +162,14 @@ def test_too_few_images(isolated, jpegs, capsys):
 
 
 def test_one_repeat_is_no_ceiling(isolated, jpegs, capsys):
-    folder = make_folder(isolated, jpegs, "neural", N_NEURAL)
+    folder = make_folder(isolated, jpegs, "neural", N_NEURAL, max_features=0)
     np.save(folder / "responses.npy", trials(jpegs, repeats=1))
     err = refused(isolated, capsys, folder)
     assert "1 repeat per image gives no ceiling, which needs at least 2" in err
     assert "give neurons x images (no ceiling)" in err
     np.save(folder / "responses.npy", trials(jpegs, repeats=1)[..., 0])  # no ceiling: accepted
-    assert from_folder_spec(folder).sessions[0]["trials"] is None
+    accepted = from_folder_spec(folder)
+    assert accepted.sessions[0]["trials"] is None and accepted.pca_images is None
 
 
 def test_stimulus_listed_twice(isolated, jpegs, capsys):
