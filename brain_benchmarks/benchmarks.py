@@ -208,6 +208,6 @@ def load_benchmark(
                 f"{spec}: a benchmark folder takes its settings from its benchmark.json, "
                 f"not options ({', '.join(options)})"
             )
-        return from_folder_spec(spec)
+        return from_folder_spec(spec, root)
     known = BENCHMARKS.names() + sorted(PUBLIC_INFO)
     raise UnknownNameError("benchmark", spec, known, "or give a benchmark folder")

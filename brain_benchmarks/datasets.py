@@ -5,6 +5,7 @@ place."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -148,6 +149,7 @@ def cowley2023(
     return out
 
 
+@functools.lru_cache(maxsize=4)
 def pca_images(root=None, count: int = 1000, dataset: str = "cifar10") -> Stimuli:
     """Held-out images the V4 benchmarks fit their PCA on: the first ``count`` test images of a
     registered image dataset (CIFAR-10 by default), a fixed set for every model."""

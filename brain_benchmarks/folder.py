@@ -19,7 +19,7 @@ import numpy as np
 from nmnc.errors import DataError
 
 from .base import Benchmark, BenchmarkInfo
-from .neural import NeuralBenchmark
+from .neural import PLS_COMPONENTS, NeuralBenchmark
 from .rsa import METHODS
 from .similarity import RSABenchmark
 from .stimuli import Stimuli, from_folder, from_zip
@@ -28,7 +28,6 @@ KINDS = ("rsa", "neural")
 # Fewest stimuli a benchmark can be scored on: a layer is chosen on one half and scored on the
 # other, and each half needs enough images for its statistic (an RDM, PLS cross-validation).
 MIN_IMAGES = {"rsa": 6, "neural": 50}
-PLS_COMPONENTS = 25  # Brain-Score's PLS regression (brainscore_adapter.pls_per_neuron)
 
 
 def _text(v) -> bool:

@@ -326,7 +326,8 @@ def check(cfg: ScoreConfig) -> None:
     folder and the benchmark ids (one-line errors; ``--print-config`` runs this too)."""
     if not cfg.models:
         raise NmncError(
-            "give a model: a checkpoint path, 'pixels', 'random:<arch>' or a zoo name (see --list)"
+            "give a model: a checkpoint path, 'pixels', 'random:<arch>', 'torchvision:<name>' or "
+            "a zoo name (see --list)"
         )
     results_path(cfg.out)
     for spec in cfg.models:
@@ -404,6 +405,13 @@ def print_list() -> None:
             f"  {'random:' + arch:22s} {arch} at initialisation "
             f"(seed 0; random:{arch}@S for seed S)"
         )
+    from .models import TORCHVISION
+
+    for name in TORCHVISION:
+        print(
+            f"  {'torchvision:' + name:22s} torchvision {name} at initialisation (seed 0; @S for "
+            "seed S; =FILE for your pretrained state dict): a reference point"
+        )
     print(f"  {'<path>':22s} an nmnc checkpoint file or run folder")
     for line in zoo_lines():
         print(f"  {line}")
@@ -462,7 +470,8 @@ def make_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ID",
-        help="checkpoint, 'pixels', 'random:<arch>[@seed]' or a zoo name (repeatable)",
+        help="checkpoint, 'pixels', 'random:<arch>[@seed]', 'torchvision:<name>[@seed|=FILE]' "
+        "or a zoo name (repeatable)",
     )
     p.add_argument(
         "--benchmark",

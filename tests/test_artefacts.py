@@ -6,7 +6,7 @@ import pytest
 
 from brain_benchmarks import stats
 from brain_benchmarks.artefacts import artefact_path, load_artefact
-from brain_benchmarks.benchmarks import TEST, BenchmarkInfo, NeuralBenchmark
+from brain_benchmarks.benchmarks import BenchmarkInfo, NeuralBenchmark
 from brain_benchmarks.datasets import cowley2023
 from brain_benchmarks.results import read_results
 from brain_benchmarks.score import ScoreConfig, score
@@ -41,12 +41,21 @@ def test_v4_artefact_gives_back_the_committed_score(data_root):
     Y = session["responses"]
     X = Y[:, :10] @ np.random.default_rng(0).normal(size=(10, 30))
     X = X + np.random.default_rng(1).normal(scale=X.std(), size=X.shape)
-    bench = NeuralBenchmark(BenchmarkInfo("t", 1, "V4", "macaque"), [session], splits=3)
-    row = bench.measure({"210325": X}, "f", TEST)
+    bench = NeuralBenchmark(
+        BenchmarkInfo("t", 1, "V4", "macaque"), [session], splits=3, max_features=0, n_boot=50
+    )
+    noise = np.random.default_rng(2).normal(size=X.shape)
+    row = bench.score({"210325": {"f": X, "g": noise}})[-1]
+    assert row.committed and row.layer == "f"  # both halves choose the informative layer
     m = row.material
-    assert str(m["kind"]) == "neural" and m["pred_0_0"].shape[1] == Y.shape[1]
+    # two cross-fitted halves of 3 folds each, together every one of the 240 images once
+    assert str(m["kind"]) == "neural" and m["pred_0_0_0"].shape[1] == Y.shape[1]
+    held = np.concatenate([m[f"pos_0_{b}_{j}"] for b in range(2) for j in range(3)])
+    assert np.array_equal(np.sort(held), np.arange(240))
     assert stats.point_scores([m])[0] == pytest.approx(row.score, abs=1e-9)
     boot = stats.stimulus_scores([m, m], n_boot=200)
     assert np.isfinite(boot).all() and np.array_equal(boot[0], boot[1])
     lo, hi = stats.interval(boot[0])
     assert lo < row.score < hi
+    # the report's statistic is the table's: r**2 / ceiling of the mean over folds and halves
+    assert row.score == pytest.approx(row.raw_score**2 / row.ceiling)

@@ -23,9 +23,10 @@ from brain_benchmarks.score import main as score_main
 from brain_benchmarks.stimuli import from_arrays
 from nmnc.errors import DataError, NmncError, UnknownNameError, run_cli
 
-V4_ONE_SESSION = {
-    "Cowley2023.V4-pls": {"sessions": ["210325"]}
-}  # 640 images: V4 scoring in seconds
+V4_ONE_SESSION = {  # 640 and 400 images: V4 scoring in seconds
+    "Cowley2023.V4-pls": {"sessions": ["210325"]},
+    "Cowley2023.V4-pls-raw": {"sessions": ["210305"]},
+}
 
 
 def tiny_run(run) -> None:
@@ -95,15 +96,20 @@ def test_linear_map_of_responses_gives_near_ceiling_predictivity(data_root):
     Y = session["responses"][:, :20]  # (images, neurons): 20 neurons, within PLS's 25 components
     X = Y @ np.random.default_rng(0).normal(size=(Y.shape[1], 80))
     bench = NeuralBenchmark(BenchmarkInfo("t", 1, "V4", "macaque"), [session], splits=3)
-    from brain_benchmarks.brainscore_adapter import pls_per_neuron
+    from brain_benchmarks.brainscore_adapter import pls_folds
 
-    r = pls_per_neuron(X, Y, session["stimuli"].ids, splits=3)
+    fold_r, folds = pls_folds(X, Y, session["stimuli"].ids, splits=3)
+    assert fold_r.shape == (3, 20)
+    # k-fold: every image is held out exactly once
+    held = np.sort(np.concatenate([pos for pos, _, _ in folds]))
+    assert np.array_equal(held, np.arange(len(Y)))
     ceiling = bench.ceiling()
-    assert 0.45 < ceiling < 0.85  # the data README: split-half reliability about 0.6
+    # the data README: split-half reliability about 0.6 (0.75 after Spearman-Brown)
+    assert 0.45 < ceiling < 0.85
     # features spanning the responses predict them almost perfectly: at (indeed above) the ceiling
-    assert np.median(r) > 0.95 > ceiling
+    assert np.median(fold_r) > 0.95 > ceiling
     noise = np.random.default_rng(1).normal(size=X.shape)
-    assert np.median(pls_per_neuron(noise, Y, session["stimuli"].ids, splits=3)) < 0.15
+    assert np.median(pls_folds(noise, Y, session["stimuli"].ids, splits=3)[0]) < 0.15
 
 
 def test_split_half_reliability_of_known_signal():
@@ -199,7 +205,8 @@ def test_malformed_user_benchmarks(tmp_path, k92):
     # a benchmark's options are its settings: unknown keys and sessions fail before any data is read
     with pytest.raises(
         UnknownNameError,
-        match="unknown .* setting 'sesions'.*choose from: max_features, sessions, splits",
+        match="unknown .* setting 'sesions'.*choose from: max_features, pca_images, sessions, "
+        "splits",
     ):
         load_benchmark("Cowley2023.V4-pls", tmp_path / "nothing", sesions=["210325"])
     with pytest.raises(UnknownNameError, match="session '999'.*190923"):
@@ -229,7 +236,9 @@ def test_neural_user_benchmark_with_repeats(tmp_path, data_root):
     assert (b.id, b.version, b.region, b.species) == ("Mine.V4-pls", 1, "V4", "macaque")
     rows = score(ScoreConfig(("pixels",), (str(folder),), progress=False))
     assert rows[-1].committed and rows[-1].ceiling is not None
-    assert rows[-1].n_stimuli == 30 and json.loads(rows[-1].details)["selected_on"] == "30 stimuli"
+    # cross-fitted: each half scored with the layer chosen on the other, so all 60 images count
+    details = json.loads(rows[-1].details)
+    assert rows[-1].n_stimuli == 60 and details["selected_on"].startswith("cross-fit")
 
 
 def test_missing_data_is_a_clear_offline_error(tmp_path, monkeypatch):
@@ -381,21 +390,29 @@ def test_results_csv_has_region_and_species_for_every_builtin_row(isolated, data
         out / "results.csv", dtype=str, keep_default_na=False
     )  # as written, nothing filled in
     assert (
-        list(raw.columns) == COLUMNS and len(raw) == len(rows) == 6
-    )  # 3 benchmarks x (pixels + committed)
+        list(raw.columns) == COLUMNS and len(raw) == len(rows) == 8
+    )  # 4 benchmarks x (pixels + committed)
     assert set(raw.benchmark) == set(OFFLINE)
     assert (raw.region != "").all() and (raw.species != "").all()
     expected = {
         "Kriegeskorte2008.monkeyIT-rsa": ("IT", "macaque"),
         "Kriegeskorte2008.humanIT-rsa": ("IT", "human"),
         "Cowley2023.V4-pls": ("V4", "macaque"),
+        "Cowley2023.V4-pls-raw": ("V4", "macaque"),
     }
     assert {b: (r, s) for b, r, s in zip(raw.benchmark, raw.region, raw.species)} == expected
     v4 = [r for r in rows if r.benchmark == "Cowley2023.V4-pls"]
-    assert v4[0].n_stimuli == 640 and v4[1].committed and v4[1].n_stimuli == 320
+    assert v4[0].n_stimuli == 640 and v4[1].committed and v4[1].n_stimuli == 640
+    # Brain-Score's scale: r**2 / ceiling with a ceiling, r**2 without; the raw r kept beside it
+    raw_v4 = [r for r in rows if r.benchmark == "Cowley2023.V4-pls-raw"]
+    assert v4[1].normalisation == "r2/ceiling" and raw_v4[1].normalisation == "r2"
+    assert v4[1].score == pytest.approx(v4[1].raw_score ** 2 / v4[1].ceiling)
+    assert raw_v4[1].ceiling is None and raw_v4[1].score == pytest.approx(raw_v4[1].raw_score ** 2)
+    assert v4[1].ci_low <= v4[1].score <= v4[1].ci_high
+    assert v4[1].raw_ci_low <= v4[1].raw_score <= v4[1].raw_ci_high
 
 
-def test_old_tables_without_region_are_read_and_appended_in_their_own_columns(tmp_path):
+def test_old_tables_are_read_and_upgraded_to_every_column_when_appended(tmp_path):
     old = [c for c in COLUMNS if c not in ("region", "species")]
     path = tmp_path / "results.csv"
     path.write_text(
@@ -427,13 +444,14 @@ def test_old_tables_without_region_are_read_and_appended_in_their_own_columns(tm
         True,
         0.3,
     )
-    append_rows(path, [row])
-    assert path.read_text().splitlines()[0] == ",".join(old)  # the file keeps its header
     df = read_results(path)
-    assert list(df.region) == ["V4", ""] and list(df.species) == [
-        "macaque",
-        "",
-    ]  # filled from the registry
+    assert list(df.region) == ["V4"] and list(df.species) == ["macaque"]  # from the registry
+    append_rows(path, [row])
+    # the table is rewritten with today's header, so no column of the new row is dropped
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
+    df = read_results(path)
+    assert list(df.region) == ["V4", "V4"] and list(df.species) == ["macaque", "macaque"]
+    assert list(df.score) == [0.2, 0.3] and list(df.model) == ["pixels", "pixels"]
     with pytest.raises(ValueError, match="no columns regoin"):
         append_rows(path, [{"model": "x", "regoin": "V4"}])
 
