@@ -1,4 +1,11 @@
-"""RSA benchmarks: model RDMs compared with brain RDMs (rsatoolbox does the maths, in ``rsa``)."""
+"""RSA benchmarks: model RDMs compared with brain RDMs (rsatoolbox does the maths, in ``rsa``).
+
+A model's raw score is its mean comparison with each brain RDM (one for the built-in Kriegeskorte
+benchmarks; one per subject or session for user-defined ones). With several RDMs the row's
+``ceiling`` is the upper bound of rsatoolbox's noise ceiling, the best raw score any RDM reaches,
+so the score (raw / ceiling) is at most 1; the lower bound is kept in ``extra`` with it. With one
+RDM there is no ceiling and the score is the raw score.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from .stimuli import Stimuli
 
 
 class RSABenchmark(Benchmark):
-    """Model RDMs (correlation distance) compared with brain RDMs; bootstrap over stimuli."""
+    """Model RDMs (correlation distance) compared with brain RDMs (N, N) or (S, N, N)."""
 
     kind = "rsa"
 
@@ -27,7 +34,7 @@ class RSABenchmark(Benchmark):
         super().__init__(info)
         if method not in rsa.METHODS:
             raise UnknownNameError("RSA method", method, rsa.METHODS)
-        self.stimuli, self.rdms = stimuli, np.asarray(rdms, dtype=np.float64)
+        self.stimuli, self.rdms = stimuli, rsa.stack(rdms)  # (S, N, N)
         self.method, self.n_boot = method, n_boot
         self._ceilings: dict = {}  # per half: the same for every model scored
 
@@ -37,6 +44,11 @@ class RSABenchmark(Benchmark):
     @property
     def n_stimuli(self) -> int:
         return len(self.stimuli)
+
+    @property
+    def subjects(self) -> int:
+        """How many brain RDMs a model is compared with."""
+        return len(self.rdms)
 
     def by_layer(self, features):
         return {layer: rsa.model_rdm(f) for layer, f in features["all"].items()}
@@ -51,19 +63,26 @@ class RSABenchmark(Benchmark):
         idx = pick(self.n_stimuli, half)
         m, b = rsa.subset(model_rdm, idx), rsa.subset(self.rdms, idx)
         raw = rsa.compare(m, b, self.method)
-        lo, hi = rsa.bootstrap(m, b, self.method, self.n_boot)
+        lo, hi, how = rsa.interval(m, b, self.method, self.n_boot)
         nc = self._ceiling(half)
-        extra = {"method": self.method, **({"ceiling_low": nc[0]} if nc else {})}
-        ceiling = nc[1] if nc else None
+        ceiling = nc[1] if nc else None  # the upper bound: no model scores above it
+        extra = {
+            "method": self.method,
+            "subjects": self.subjects,
+            "ceiling_low": nc[0] if nc else None,
+            "ceiling_high": ceiling,
+            "ci_method": how,
+        }
         material = None
-        if half == TEST:  # what the report resamples: both RDMs on the held-out stimuli
+        if half == TEST:  # what the report resamples: the RDMs on the held-out stimuli
             material = {
                 "kind": "rsa",
                 "method": self.method,
                 "ceiling": np.nan if ceiling is None else ceiling,
                 "stimuli": idx,
                 "model_rdm": m,
-                "brain_rdm": b.mean(0) if b.ndim == 3 else b,
+                "brain_rdm": b.mean(0),  # kept for artefacts read before brain_rdms
+                **({"brain_rdms": b} if self.subjects > 1 else {}),
             }
         return Row(
             self.id, self.version, layer, False, raw, lo, hi, ceiling, len(idx), extra, material
