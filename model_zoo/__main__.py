@@ -1,4 +1,5 @@
-"""``python -m model_zoo --list | build NAME | plugin NAME --out DIR``: the model zoo's commands."""
+"""``python -m model_zoo --list | build NAME | plugin NAME|CHECKPOINT --out DIR``: the model zoo's
+commands."""
 
 from nmnc.cli import entry, parser, subcommands
 
@@ -28,11 +29,10 @@ def main(argv=None) -> int:
     build.add_arguments(b)
     g = parser(
         "",
-        "write a Brain-Score plugin for a zoo model",
+        "write a Brain-Score plugin for a zoo model or a checkpoint",
         parent=sub,
         name="plugin",
-        out="folder for <plugin>/, <plugin>.zip and weights/<identifier>.pt",
-        data_root=False,
+        out=plugin.PLUGIN_OUT,
     )
     plugin.add_arguments(g)
     args = p.parse_args(argv)

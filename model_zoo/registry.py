@@ -103,8 +103,11 @@ def identifier(name: str) -> str:
 
 
 def region_layer_map(layers: list[str], committed: dict | None = None) -> dict:
-    """Region -> layer for Brain-Score: our committed layers where known, the rest spread over the
-    hidden layers."""
+    """Region -> layer: our committed layers where known, the rest spread over the hidden layers.
+
+    The spread is a guess, not a choice made on data: plugins never use it (they commit only
+    regions chosen on data and let Brain-Score select the others; see ``model_zoo.plugin``), and
+    nothing else in the project calls it now."""
     n = len(layers)
     spread = {"V1": layers[0], "V2": layers[min(1, n - 1)], "V4": layers[n // 2], "IT": layers[-1]}
     return {**spread, **(committed or {})}
