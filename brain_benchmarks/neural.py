@@ -1,12 +1,14 @@
 """Neural predictivity benchmarks: cross-validated PLS from a layer's features to every recorded
 neuron, scored as Brain-Score scores its neural benchmarks.
 
-Per session, Brain-Score's ``pls`` metric with k-fold cross-validation (every image tested once)
-gives each fold's Pearson r per neuron; the session's raw score ``r`` is the mean over folds of the
-median over neurons. A session with single trials has a ceiling ``c``: the median over neurons of
-the Spearman-Brown corrected split-half reliability. The headline is Brain-Score's explained
-variance ``r**2 / c`` averaged over sessions (normalisation ``r2/ceiling``), or ``r**2`` for
-sessions without single trials (``r2``); one benchmark never mixes the two.
+The stimuli of every session are split into two seeded halves. Within each half, Brain-Score's
+``pls`` metric with k-fold cross-validation gives each fold's Pearson r per neuron, so every image
+is tested once; the session's raw score ``r`` is the mean over folds (and halves) of the median
+over neurons. A session with single trials has a ceiling ``c``: the median over neurons of the
+Spearman-Brown corrected split-half reliability. The headline is Brain-Score's explained
+variance ``r**2 / c`` averaged over sessions and halves (normalisation ``r2/ceiling``), or ``r**2``
+for sessions without single trials (``r2``); one benchmark never mixes the two. Each half's value
+is exactly what Brain-Score's NeuralBenchmark gives on that half (``timing brainscore-v4``).
 
 Features wider than ``max_features`` are reduced by PCA fitted on held-out images (as Brain-Score
 keeps 1,000 principal components fitted on ImageNet images; here CIFAR-10 test images by default).
@@ -25,10 +27,10 @@ import numpy as np
 from nmnc.errors import DataError
 
 from .base import ALL, SELECT, TEST, Benchmark, BenchmarkInfo, Row, pick
+from .brainscore_adapter import PLS_COMPONENTS
 from .stimuli import Stimuli
 
 N_BOOT = 1000  # bootstrap draws of neurons and trials for the intervals
-PLS_COMPONENTS = 25  # Brain-Score's pls metric
 
 
 def split_half_reliability(
@@ -108,6 +110,7 @@ class NeuralBenchmark(Benchmark):
             )
         self.normalisation = "r2/ceiling" if all(has) and has else "r2"
         self._reliability: dict[str, np.ndarray] = {}
+        self._draws = None
 
     def sets(self) -> list[tuple[str, Stimuli]]:
         return [(s["session"], s["stimuli"]) for s in self.sessions]
@@ -188,35 +191,50 @@ class NeuralBenchmark(Benchmark):
         return out
 
     def value(self, fits: list[list[dict]]) -> tuple[np.ndarray, float]:
-        """Per-session raw r and the headline score of one or more fits (halves are averaged)."""
+        """Per-session raw r (averaged over the fits: the halves) and the headline: Brain-Score's
+        score of each fit, averaged over the fits."""
         n = len(self.sessions)
-        r = np.array([np.mean([session_r(f[i]["fold_r"]) for f in fits]) for i in range(n)])
-        return r, float(headline(r, self.ceilings()))
+        r = np.array([[session_r(f[i]["fold_r"]) for i in range(n)] for f in fits])
+        return r.mean(0), float(np.mean(headline(r, self.ceilings())))
+
+    def draws(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per session, the bootstrap draws every row shares: neurons resampled with replacement
+        (B, neurons), and the ceiling of each draw (B,) from the same neurons with the repeats of
+        every image resampled too (NaN without single trials). Computed once per benchmark."""
+        if getattr(self, "_draws", None) is None:
+            rng = np.random.default_rng(0)
+            out = []
+            for s in self.sessions:
+                n = s["responses"].shape[1]
+                idx = rng.integers(0, n, (self.n_boot, n))
+                c = np.full(self.n_boot, np.nan)
+                if s.get("trials") is not None:
+                    for b in range(self.n_boot):
+                        rel = split_half_reliability(s["trials"][idx[b]], n_splits=1, rng=rng)
+                        with _quiet():
+                            c[b] = np.nanmedian(rel)
+                out.append((idx, c))
+            self._draws = out
+        return self._draws
 
     def interval(self, fits: list[list[dict]]) -> tuple[tuple, tuple]:
-        """95% intervals of the raw r (mean over sessions) and of the headline: neurons resampled
-        with replacement per session (the same neurons for the model and the ceiling), and for
-        ceiled sessions the repeats of every image resampled too."""
-        rng = np.random.default_rng(0)
+        """95% intervals of the raw r (mean over sessions) and of the headline, over the shared
+        :meth:`draws` of neurons and trials (the ceiling's uncertainty included)."""
+        draws = self.draws()
+        c = np.stack([ceil for _, ceil in draws], 1)  # (B, sessions)
         raws, heads = [], []
-        for _ in range(self.n_boot):
-            r, c = [], []
-            for i, s in enumerate(self.sessions):
-                n = fits[0][i]["fold_r"].shape[1]
-                idx = rng.integers(0, n, n)
-                r.append(np.mean([session_r(f[i]["fold_r"][:, idx]) for f in fits]))
-                rel = self.reliability(s)
-                if rel is None:
-                    c.append(np.nan)
-                else:
-                    rel_b = split_half_reliability(s["trials"][idx], n_splits=1, rng=rng)
-                    with _quiet():
-                        c.append(float(np.nanmedian(rel_b)))
-            raws.append(np.mean(r))
-            heads.append(float(headline(np.array(r), np.array(c))))
+        for f in fits:
+            with _quiet():  # (folds, B, n) -> median over neurons, mean over folds: (B,)
+                r = [
+                    np.nanmean(np.nanmedian(f[i]["fold_r"][:, idx], -1), 0)
+                    for i, (idx, _) in enumerate(draws)
+                ]
+            r = np.stack(r, 1)  # (B, sessions)
+            raws.append(r.mean(1))
+            heads.append(headline(r, c))
         with _quiet():
-            raw_ci = tuple(np.nanpercentile(raws, [2.5, 97.5]))
-            head_ci = tuple(np.nanpercentile(heads, [2.5, 97.5]))
+            raw_ci = tuple(np.nanpercentile(np.mean(raws, 0), [2.5, 97.5]))
+            head_ci = tuple(np.nanpercentile(np.mean(heads, 0), [2.5, 97.5]))
         return raw_ci, head_ci
 
     def row(self, layer: str, fits: list[list[dict]], committed: bool = False) -> Row:
@@ -224,7 +242,7 @@ class NeuralBenchmark(Benchmark):
         from .artefacts import neural_material
 
         r, score = self.value(fits)
-        (lo, hi), (slo, shi) = self.interval(fits) if committed else self._fast_interval(fits)
+        (lo, hi), (slo, shi) = self.interval(fits)
         per_session = {
             s["session"]: {"r": float(r[i]), "ceiling": _num(c)}
             for i, (s, c) in enumerate(zip(self.sessions, self.ceilings()))
@@ -232,6 +250,8 @@ class NeuralBenchmark(Benchmark):
         extra = {
             "neurons": int(sum(f["fold_r"].shape[1] for f in fits[0])),
             "sessions": per_session,
+            # per fit (half) and session: the raw r whose r**2 / c Brain-Score would report
+            "r_by_half": [[session_r(x["fold_r"]) for x in f] for f in fits],
             **self.settings,
         }
         material = None
@@ -268,48 +288,40 @@ class NeuralBenchmark(Benchmark):
             units=units,
         )
 
-    def _fast_interval(self, fits):
-        """Per-layer rows: neurons resampled only (200 draws; the ceiling held fixed)."""
-        rng = np.random.default_rng(0)
-        c = self.ceilings()
-        raws, heads = [], []
-        for _ in range(200):
-            r = []
-            for i in range(len(self.sessions)):
-                n = fits[0][i]["fold_r"].shape[1]
-                idx = rng.integers(0, n, n)
-                r.append(np.mean([session_r(f[i]["fold_r"][:, idx]) for f in fits]))
-            raws.append(np.mean(r))
-            heads.append(float(headline(np.array(r), c)))
-        return tuple(np.percentile(raws, [2.5, 97.5])), tuple(np.percentile(heads, [2.5, 97.5]))
-
     # ---- the Benchmark interface ---------------------------------------------------------
     def measure(self, feats, layer, half) -> Row:
-        return self.row(layer, [self.fit(feats, half)], committed=half is not ALL)
+        """All stimuli: each half cross-validated on its own, averaged (every image tested once,
+        as in the committed score); one half: that half alone."""
+        fits = (
+            [self.fit(feats, SELECT), self.fit(feats, TEST)]
+            if half is ALL
+            else [self.fit(feats, half)]
+        )
+        return self.row(layer, fits, committed=half is not ALL)
 
     def selection_score(self, feats, layer) -> float:
         return self.value([self.fit(feats, SELECT)])[1]
 
     def score(self, features: dict[str, dict[str, np.ndarray]]) -> list[Row]:
-        """A row per layer on all stimuli, then the committed row, cross-fitted: the layer best
-        on half A scored on half B and the layer best on B scored on A, averaged."""
+        """A row per layer (its two halves, each cross-validated on its own, averaged), then the
+        committed row, cross-fitted: the layer best on half A scored on half B and the layer best
+        on B scored on A, averaged. The halves are fitted once and serve every row."""
         data = self.by_layer(features)
-        rows = [self.row(layer, [self.fit(data[layer], ALL)]) for layer in data]
         halves = {
             layer: (self.fit(data[layer], SELECT), self.fit(data[layer], TEST)) for layer in data
         }
+        rows = [self.row(layer, list(h)) for layer, h in halves.items()]
         on_a = {layer: self.value([h[0]])[1] for layer, h in halves.items()}
         on_b = {layer: self.value([h[1]])[1] for layer, h in halves.items()}
         best_a, best_b = max(on_a, key=on_a.get), max(on_b, key=on_b.get)
-        committed = self.row(best_a, [halves[best_a][1], halves[best_b][0]], committed=True)
+        layer = best_a if best_a == best_b else f"{best_a}+{best_b}"  # the row names both
+        committed = self.row(layer, [halves[best_a][1], halves[best_b][0]], committed=True)
         committed.extra.update(
             selected_on="cross-fit: each half's layer chosen on the other half",
             layer_a=best_a,
             layer_b=best_b,
             selection={layer: [on_a[layer], on_b[layer]] for layer in data},
         )
-        if best_a != best_b:  # the halves chose different layers: the row names both
-            committed.layer = f"{best_a}+{best_b}"
         return rows + [committed]
 
     def committed_material(self, features, layer: str) -> dict:

@@ -65,10 +65,21 @@ def _same(mats: list[dict], keys: tuple[str, ...], what: str) -> None:
 
 
 def _rsa(mats: list[dict], draw: Draw) -> np.ndarray:
-    _same(mats, ("stimuli", "brain_rdm", "method", "ceiling"), "RSA artefacts")
+    """Each model's score on every resample of stimuli: the mean of its comparisons with each
+    subject's RDM (``brain_rdms``; one brain RDM when there is one subject), divided by the
+    ceiling; subjects stay fixed."""
+    multi = ["brain_rdms" in m for m in mats]
+    if any(multi) and not all(multi):
+        raise NmncError(
+            "RSA artefacts mix per-subject RDMs and mean RDMs (old and new scores of one "
+            "benchmark); score every model again with the same benchmark version"
+        )
+    keys = ("stimuli", "brain_rdm", "method", "ceiling") + (("brain_rdms",) if all(multi) else ())
+    _same(mats, keys, "RSA artefacts")
     first = mats[0]
+    brain = first["brain_rdms"] if all(multi) else first["brain_rdm"]
     models = np.stack([m["model_rdm"] for m in mats])
-    values = rsa.resampled(models, first["brain_rdm"], str(first["method"]), draw(models.shape[-1]))
+    values = rsa.resampled(models, brain, str(first["method"]), draw(models.shape[-1]))
     return _ceiled(values, first["ceiling"])
 
 
@@ -87,21 +98,19 @@ def _neural(mats: list[dict], draw: Draw) -> np.ndarray:
     weights = [counts(draw(int(first[f"n_{i}"])), int(first[f"n_{i}"])) for i in range(n_sessions)]
     out = []
     for m in mats:
-        r = []
-        for i, w in enumerate(weights):
-            blocks = []
-            for b in range(int(m[f"blocks_{i}"])):
+        per_block = []  # per block (cross-fitted half): (B, sessions) raw r
+        for b in range(int(m["blocks_0"])):
+            r = []
+            for i, w in enumerate(weights):
                 keys = [f"{i}_{b}_{j}" for j in range(int(m[f"folds_{i}_{b}"]))]
                 with _quiet():  # median over neurons per fold, then mean over folds: (B,)
                     fold = [
-                        np.nanmedian(
-                            weighted_r(w[:, m[f"pos_{k}"]], m[f"pred_{k}"], m[f"resp_{k}"]), 1
-                        )
+                        weighted_r(w[:, m[f"pos_{k}"]], m[f"pred_{k}"], m[f"resp_{k}"])
                         for k in keys
                     ]
-                    blocks.append(np.nanmean(np.stack(fold), 0))
-            r.append(np.mean(np.stack(blocks), 0))
-        out.append(headline(np.stack(r, 1), first["ceilings"]))
+                    r.append(np.nanmean(np.stack([np.nanmedian(f, 1) for f in fold]), 0))
+            per_block.append(headline(np.stack(r, 1), first["ceilings"]))
+        out.append(np.mean(per_block, 0))  # the table's score: the mean over blocks
     return np.stack(out)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import resource
 import tempfile
 import time
@@ -119,12 +120,14 @@ def time_scoring(cfg: ScoringTiming) -> pd.DataFrame:
 
 
 def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
-    """Per model and layer: the benchmark's score on all stimuli through our route
-    (``brain_benchmarks.score``) and through Brain-Score's (our data as Brain-Score
-    NeuralBenchmarks, the model as a ModelCommitment with V4 committed to that layer, the same PCA
-    basis as a batch-activations hook), and the seconds each took."""
+    """Per model and layer, and for the committed score: the benchmark's score through our route
+    (``brain_benchmarks.score``) and through Brain-Score's (each half of our data as Brain-Score
+    NeuralBenchmarks, the model as a ModelCommitment with V4 committed to the layer, the same PCA
+    basis as a batch-activations hook; the halves averaged as our score averages them), and the
+    seconds each route took."""
     from nmnc.data import cache_dir
 
+    from .base import SELECT, TEST, pick
     from .benchmarks import load_benchmark
     from .brainscore_adapter import model_commitment, neural_benchmark
     from .extract import pca_bases
@@ -133,25 +136,36 @@ def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
     options = {"splits": cfg.splits, **({"sessions": cfg.sessions} if cfg.sessions else {})}
     bench = load_benchmark(cfg.benchmark, cfg.data_root, **options)
     folder = cache_dir() / "brainscore_stimuli"
-    bs_bench = neural_benchmark(
-        bench.id,
-        bench.sessions,
-        bench.region,
-        folder,
-        bench.ceilings(),
-        bench.splits,
-        bench.version,
-    )
+    on_half = {}
+    for half in (SELECT, TEST):
+        sessions = []
+        for s in bench.sessions:
+            idx = pick(len(s["responses"]), half)
+            sessions.append(
+                {**s, "stimuli": s["stimuli"].subset(idx), "responses": s["responses"][idx]}
+            )
+        on_half[half] = neural_benchmark(
+            f"{bench.id}.half{half}",
+            sessions,
+            bench.region,
+            folder,
+            bench.ceilings(),
+            bench.splits,
+            bench.version,
+        )
     rows = []
     for spec in cfg.models:
         model = resolve_model(spec, progress=False, data_root=cfg.data_root)
         t = time.perf_counter()
-        ours = {r.layer: r for r in score_pair(model, bench, progress=False) if not r.committed}
+        ours = score_pair(model, bench, progress=False)
         ours_s = time.perf_counter() - t
-        layers = [cfg.layer] if cfg.layer else list(ours)
+        committed = json.loads(ours[-1].details)
         basis = {}
         if bench.max_features:
             basis = pca_bases(model, bench.pca_images, model.layers, bench.max_features)
+        layers = [cfg.layer] if cfg.layer else [r.layer for r in ours if not r.committed]
+        layers = list(dict.fromkeys([*layers, committed["layer_a"], committed["layer_b"]]))
+        bs, bs_s = {}, 0.0
         for layer in layers:
             ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}-{layer}"
             commitment, _ = model_commitment(
@@ -161,23 +175,32 @@ def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
                 model.input_size,
                 model.mean,
                 model.std,
-                {"V4": layer},
+                {bench.region: layer},
                 basis,
             )
             t = time.perf_counter()
-            s = bs_bench(commitment)
-            r = ours[layer]
+            bs[layer] = {h: float(b(commitment)) for h, b in on_half.items()}
+            bs_s += time.perf_counter() - t
+        by_layer = {r.layer: r.score for r in ours if not r.committed}
+        pairs = [
+            (layer, by_layer[layer], np.mean(list(bs[layer].values())))
+            for layer in layers
+            if layer in by_layer and (cfg.layer is None or layer == cfg.layer)
+        ]
+        a, b = committed["layer_a"], committed["layer_b"]
+        pairs.append(
+            (f"committed ({ours[-1].layer})", ours[-1].score, np.mean([bs[a][TEST], bs[b][SELECT]]))
+        )
+        for layer, mine, theirs in pairs:
             rows.append(
                 {
                     "model": spec,
                     "layer": layer,
-                    "ours": r.score,
-                    "brainscore": float(s),
-                    "difference": r.score - float(s),
-                    "ours_raw_r": r.raw_score,
-                    "brainscore_raw_r": float(np.mean(s.attrs["session_raw"])),
-                    "ours_s_all_layers": ours_s,
-                    "brainscore_s": time.perf_counter() - t,
+                    "ours": mine,
+                    "brainscore": theirs,
+                    "difference": f"{mine - theirs:.1e}",
+                    "ours_s": ours_s,
+                    "brainscore_s": bs_s,
                 }
             )
     return pd.DataFrame(rows)
@@ -283,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         return print_config(cfg)
     table = RUN[type(cfg)](cfg)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 

@@ -406,8 +406,12 @@ def test_results_csv_has_region_and_species_for_every_builtin_row(isolated, data
     # Brain-Score's scale: r**2 / ceiling with a ceiling, r**2 without; the raw r kept beside it
     raw_v4 = [r for r in rows if r.benchmark == "Cowley2023.V4-pls-raw"]
     assert v4[1].normalisation == "r2/ceiling" and raw_v4[1].normalisation == "r2"
-    assert v4[1].score == pytest.approx(v4[1].raw_score ** 2 / v4[1].ceiling)
-    assert raw_v4[1].ceiling is None and raw_v4[1].score == pytest.approx(raw_v4[1].raw_score ** 2)
+    # each half's Brain-Score score r**2 / c, averaged over the two cross-fitted halves
+    (r_a,), (r_b,) = json.loads(v4[1].details)["r_by_half"]
+    assert v4[1].raw_score == pytest.approx((r_a + r_b) / 2)
+    assert v4[1].score == pytest.approx((r_a**2 + r_b**2) / 2 / v4[1].ceiling)
+    halves = np.array(json.loads(raw_v4[1].details)["r_by_half"])  # (halves, sessions)
+    assert raw_v4[1].ceiling is None and raw_v4[1].score == pytest.approx((halves**2).mean())
     assert v4[1].ci_low <= v4[1].score <= v4[1].ci_high
     assert v4[1].raw_ci_low <= v4[1].raw_score <= v4[1].raw_ci_high
 

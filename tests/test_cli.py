@@ -155,6 +155,7 @@ def test_timing_sets_make_the_config(capsys):
     # lists are comma-separated; session ids and layer names stay text; later pairs win
     assert cfg == {
         "models": ["bp_cnn", "vnc_cnn"],
+        "benchmark": "Cowley2023.V4-pls",
         "sessions": ["090923", "190923"],
         "splits": 4,
         "layer": "3",
