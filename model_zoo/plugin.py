@@ -17,6 +17,7 @@ upload, ``weights/<identifier>.pt`` to publish at ``--weights-url`` and, for loc
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from nmnc.checkpoint import Checkpoint, load_checkpoint
 from nmnc.cli import entry, out_dir, print_config, require_out, results_file
 from nmnc.cli import parser as make_parser
 from nmnc.errors import DataError, NmncError, UnknownNameError
-from nmnc.io import atomic_path
+from nmnc.io import atomic_path, atomic_write_bytes
 
 from . import plain
 from .registry import ZOO, variant_id, weights
@@ -714,8 +715,9 @@ def write_plugin(cfg: PluginConfig) -> dict:
     out = Path(cfg.out)
     folder = out / re.sub(r"[^0-9a-zA-Z_]", "_", ident)
     wfile = out / "weights" / f"{ident}.pt"
-    with atomic_path(wfile) as tmp:
-        torch.save(ckpt.slim(), tmp)
+    buf = io.BytesIO()  # saved in memory: torch names the archive after a file, not a buffer
+    torch.save(ckpt.slim(), buf)
+    atomic_write_bytes(wfile, buf.getvalue())  # the same weights give the same bytes and SHA-256
     sha = plain.file_sha256(wfile)
     if cfg.bundle_weights and wfile.stat().st_size > MAX_ZIP:
         raise NmncError(
@@ -825,8 +827,9 @@ def map_note(rows: dict, results: str | None) -> str:
     """What model.py's docstring says of its region-to-layer map."""
     done = [f"{r} -> {row['layer']} (chosen on {row['benchmark']})" for r, row in rows.items()]
     rest = [r for r in REGIONS if r not in rows]
+    table = "/".join(Path(results_file(results)).parts[-2:]) if results else ""
     note = (
-        f"committed from the results table {Path(results).name}: {'; '.join(done)}."
+        f"committed from the results table {table}: {'; '.join(done)}."
         if done
         else "no region is committed (no results table with committed rows for these weights)."
     )

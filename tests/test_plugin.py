@@ -390,6 +390,7 @@ def test_committed_regions_only_and_brainscore_selects_the_rest(served, env, zoo
         assert type(full_model.region_layer_map(full["identifier"])) is dict
         none = write_plugin(PluginConfig("nmnc_cnn", str(env / "none"), bundle_weights=True))
         assert none["committed_layers"] == {}
+        assert full["sha256"] == none["sha256"] == info["sha256"]  # same weights, same bytes
         none_model = import_plugin(Path(none["folder"]))
         assert none_model.region_layer_map(none["identifier"]) is None
         assert "no region is committed" in Path(none["folder"], "model.py").read_text()
