@@ -45,9 +45,12 @@ class ScorePlan:
         "Kriegeskorte2008.monkeyIT-rsa",
         "Kriegeskorte2008.humanIT-rsa",
         "Cowley2023.V4-pls",
+        "Cowley2023.V4-pls-raw",
     )
     baselines: tuple[str, ...] = ("pixels", "random:cnn")
-    v4_sessions: tuple[str, ...] = ()  # Cowley2023 sessions; empty = all
+    # sessions of Cowley2023.V4-pls-raw (no ceiling); empty = all nine. Cowley2023.V4-pls always
+    # scores the session with single trials (210325), ceiled.
+    v4_sessions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def run_experiment(cfg: MainConfig) -> Path:
 
     stage("2/4 scoring against primate data")
     sessions = exp.score.v4_sessions
-    options = {"Cowley2023.V4-pls": {"sessions": list(sessions)}} if sessions else {}
+    options = {"Cowley2023.V4-pls-raw": {"sessions": list(sessions)}} if sessions else {}
     score(
         ScoreConfig(
             models=tuple(map(str, runs)) + exp.score.baselines,

@@ -60,13 +60,17 @@ def label(row: pd.Series) -> str:
 
 
 def committed_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The committed-layer rows, the last one per model and benchmark, with their group."""
+    """The committed-layer rows of each benchmark's latest version, the last one per model and
+    benchmark, with their group."""
     c = df[df.committed.astype(str).str.lower() == "true"].copy()
     if c.empty:
         raise NmncError(
             "the results table has no committed-layer rows; "
             "score models with brain_benchmarks.score"
         )
+    if "version" in c:  # one definition per benchmark: rows of older versions are left out
+        v = pd.to_numeric(c.version, errors="coerce").fillna(0)
+        c = c[v == v.groupby(c.benchmark).transform("max")]
     c = c.drop_duplicates(["model", "benchmark", "version"], keep="last").reset_index(drop=True)
     c["group"] = c.apply(label, axis=1)
     return c

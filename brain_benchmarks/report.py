@@ -84,6 +84,7 @@ def summary_table(df: pd.DataFrame, intervals: dict | None = None) -> pd.DataFra
     for (group, bench), g in c.groupby(["group", "benchmark"], sort=False):
         region = _first(g.region) if "region" in g else ""
         species = _first(g.species) if "species" in g else ""
+        norm = _first(g.normalisation) if "normalisation" in g else ""
         lo, hi, method = (intervals or {}).get((group, bench)) or group_interval(g, {})
         rows.append(
             {
@@ -91,6 +92,7 @@ def summary_table(df: pd.DataFrame, intervals: dict | None = None) -> pd.DataFra
                 "benchmark": bench,
                 "region": region or region_of(bench),
                 "species": species,
+                "normalisation": norm or "",
                 "n_seeds": len(g),
                 "score": g.score.mean(),
                 "seed_sd": g.score.std(ddof=1) if len(g) > 1 else np.nan,
@@ -132,9 +134,12 @@ def fig_regions(summary: pd.DataFrame, out: Path) -> list[Path]:
     sns = setup()
     import matplotlib.pyplot as plt
 
-    # benchmarks of the same species and region share a bar (their mean); accuracy has its own
+    # benchmarks of the same species, region and scale share a bar (their mean); scores on
+    # different scales (RSA raw/ceiling, V4 r2/ceiling or r2) never share one; accuracy has its own
     summary = summary[~summary.benchmark.map(is_accuracy)]
-    area = (summary.species.fillna("") + " " + summary.region).str.strip()
+    norm = summary.normalisation.fillna("") if "normalisation" in summary else ""
+    scale = norm.map(lambda n: f" [{n}]" if n and n != "none" else "") if len(norm) else ""
+    area = (summary.species.fillna("") + " " + summary.region + scale).str.strip()
     d = (
         summary.assign(area=area)
         .groupby(["model", "area"], sort=False, as_index=False)[["score", "ci_low", "ci_high"]]
@@ -466,12 +471,15 @@ def method_text(n_boot: int) -> str:
         f"Intervals are 95% percentile intervals from {n_boot} resamples that draw seeds and "
         "stimuli with replacement, the same draws for both rules of a comparison; runs are paired "
         "by seed (same initialisation, batches and noise) and grouped by everything but the seed. "
-        "The stimuli are each benchmark's held-out half (RSA: model and brain RDMs subsampled with "
-        "rsatoolbox; V4: the cross-validated held-out predictions correlated again; accuracy: the "
-        "test images each run was evaluated on); the committed layer and the regression fits "
-        "stay fixed, and scores keep the results table's ceiling. The summary interval is an "
-        "interval of the seed mean, not a mean of intervals; where a run has no per-stimulus "
-        f"artefact it is a {T_SEEDS}. p is rsatoolbox's two-sided bootstrap test of the pair. "
+        "The stimuli are those each committed score is computed on (RSA: the held-out half, model "
+        "and brain RDMs subsampled with rsatoolbox, with several subject RDMs the mean of the "
+        "per-subject comparisons, subjects fixed; V4: every image, each in its cross-fitted half, "
+        "the k-fold held-out predictions correlated again and each half's r**2 / ceiling "
+        "averaged; accuracy: the test images each run was evaluated on); the committed layer and "
+        "the regression fits stay fixed, and scores keep the results table's ceiling. The "
+        "summary interval is an interval of the seed mean, not a mean of intervals; where a run "
+        f"has no per-stimulus artefact it is a {T_SEEDS}. p is rsatoolbox's two-sided bootstrap "
+        "test of the pair. "
         "A difference is resolved at this budget when its interval excludes zero."
     )
 

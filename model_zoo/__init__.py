@@ -16,7 +16,6 @@ __getattr__, __all__ = exports(
             "get",
             "identifier",
             "list_lines",
-            "region_layer_map",
             "weights",
             "zoo_dir",
         ],

@@ -102,17 +102,6 @@ def identifier(name: str) -> str:
     return variant_id(name, load_checkpoint(weights(name)).weights_hash)
 
 
-def region_layer_map(layers: list[str], committed: dict | None = None) -> dict:
-    """Region -> layer: our committed layers where known, the rest spread over the hidden layers.
-
-    The spread is a guess, not a choice made on data: plugins never use it (they commit only
-    regions chosen on data and let Brain-Score select the others; see ``model_zoo.plugin``), and
-    nothing else in the project calls it now."""
-    n = len(layers)
-    spread = {"V1": layers[0], "V2": layers[min(1, n - 1)], "V4": layers[n // 2], "IT": layers[-1]}
-    return {**spread, **(committed or {})}
-
-
 def list_lines() -> list[str]:
     """One line per zoo entry: name, architecture, rule, whether weights are present, key
     metrics."""

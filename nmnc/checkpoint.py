@@ -232,9 +232,12 @@ class Checkpoint:
             "version": VERSION,
             "model": self.payload["model"],
             "model_state": self.model_state,
-            "data": {k: d[k] for k in ("mean", "std", "input_size", "classes")},
+            "data": {k: d[k] for k in SLIM_DATA if k in d},
             "rule": {"name": self.rule},
         }
+
+
+SLIM_DATA = ("dataset", "mean", "std", "input_size", "classes")  # kept in slim checkpoints
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:

@@ -65,14 +65,17 @@ def test_build_records_identifier_that_follows_weights(zoo, tmp_path):
 def test_in_process_registration_and_public_benchmark_offline_error(
     zoo, tmp_path, monkeypatch, capsys
 ):
-    import brainscore_vision as bs
-
-    from brain_benchmarks.brainscore_adapter import register_zoo_model
+    from brain_benchmarks.brainscore_adapter import model_commitment
+    from brain_benchmarks.models import resolve_model
     from brain_benchmarks.score import main as score_main
 
-    ident = register_zoo_model("nmnc_cnn", {"V4": "conv3"})
-    model = bs.load_model(ident)
-    assert model.identifier == ident and model.layer_model.region_layer_map["V4"] == "conv3"
+    m = resolve_model("nmnc_cnn", build=False)
+    model, region_map = model_commitment(
+        "nmnc-test", m.net, m.layers, m.input_size, m.mean, m.std, {"V4": "conv3"}
+    )
+    # V4 is fixed; the other regions are left to Brain-Score's own selection, made lazily
+    assert model.identifier == "nmnc-test" and model.layer_model.region_layer_map["V4"] == "conv3"
+    assert dict(region_map) == {"V4": "conv3"} and hasattr(region_map, "layer_selection")
     monkeypatch.setenv("BRAINIO_HOME", str(tmp_path / "brainio"))
     t = time.time()
     code = run_cli(
