@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +124,11 @@ class Benchmark(ABC):
         """A row per layer on all stimuli, then the committed layer's row on the held-out half."""
         data = self.by_layer(features)
         rows = [self.measure(data[layer], layer, ALL) for layer in data]
-        best = max(data, key=lambda layer: self.selection_score(data[layer], layer))
+        selection = {layer: self.selection_score(data[layer], layer) for layer in data}
+        best = max(selection, key=selection.get)
         committed = self.measure(data[best], best, TEST)
         selected_on = f"{self.n_stimuli - committed.n_stimuli} stimuli"
-        extra = {**committed.extra, "selected_on": selected_on}
+        extra = {**committed.extra, "selected_on": selected_on, "selection": selection}
         return rows + [dataclasses.replace(committed, committed=True, extra=extra)]
 
     def committed_material(self, features: dict[str, dict[str, np.ndarray]], layer: str) -> dict:
@@ -134,6 +136,26 @@ class Benchmark(ABC):
         only): how an artefact missing for an already-scored row is recovered."""
         data = self.by_layer(features)
         return self.measure(data[layer], layer, TEST).material
+
+    @property
+    def settings(self) -> dict:
+        """What defines the score besides the data (recorded with every row)."""
+        return {}
+
+    def data_arrays(self) -> list[np.ndarray]:
+        """The brain data the score compares with (hashed into :attr:`data_hash`)."""
+        return []
+
+    @property
+    def data_hash(self) -> str:
+        """A digest of the stimuli and brain data: a results row names the data it was scored
+        on."""
+        h = hashlib.sha256()
+        for name, stim in self.sets():
+            h.update(f"{name}:{stim.digest};".encode())
+        for a in self.data_arrays():
+            h.update(np.ascontiguousarray(a, np.float64).tobytes())
+        return h.hexdigest()[:16]
 
     @property
     @abstractmethod

@@ -38,6 +38,13 @@ class RSABenchmark(Benchmark):
         self.method, self.n_boot = method, n_boot
         self._ceilings: dict = {}  # per half: the same for every model scored
 
+    @property
+    def settings(self) -> dict:
+        return {"method": self.method, "n_boot": self.n_boot, "subjects": int(len(self.rdms))}
+
+    def data_arrays(self) -> list[np.ndarray]:
+        return [self.rdms]
+
     def sets(self) -> list[tuple[str, Stimuli]]:
         return [("all", self.stimuli)]
 
