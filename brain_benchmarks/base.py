@@ -129,6 +129,7 @@ class Benchmark(ABC):
         committed = self.measure(data[best], best, TEST)
         selected_on = f"{self.n_stimuli - committed.n_stimuli} stimuli"
         extra = {**committed.extra, "selected_on": selected_on, "selection": selection}
+        extra["commit"] = best
         return rows + [dataclasses.replace(committed, committed=True, extra=extra)]
 
     def committed_material(self, features: dict[str, dict[str, np.ndarray]], layer: str) -> dict:

@@ -9,6 +9,7 @@ The tested versions are pinned in pyproject.toml.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -233,9 +234,10 @@ def recording_assembly(responses: np.ndarray, stimuli, region: str, folder):
     asm = asm.squeeze(
         "time_bin"
     )  # static responses; the time bin stays as scalar coordinates, as in Brain-Score's data
-    # Brain-Score caches activations by stimulus-set identifier: it names the content and our file
-    # layout (v2)
-    ident = f"nmnc-{stimuli.name}-{stimuli.digest}-v2"
+    # Brain-Score caches activations (on disk, across processes) by stimulus-set identifier and
+    # keeps the image paths in them: it names the content, the folder and our file layout (v2)
+    place = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
+    ident = f"nmnc-{stimuli.name}-{stimuli.digest}-{place}-v2"
     asm.attrs["stimulus_set"] = stimulus_set(paths, ids, ident)
     asm.attrs["stimulus_set_identifier"] = ident
     return asm
@@ -294,6 +296,33 @@ def neural_benchmark(
             return out
 
     return Pooled()
+
+
+def half_benchmarks(bench, folder) -> dict:
+    """A NeuralBenchmark of ours (``brain_benchmarks.neural``) as Brain-Score benchmarks, one per
+    half of its stimuli (SELECT, TEST), with its ceilings and folds: our score of a layer is the
+    mean of the two halves' Brain-Score scores, the committed score the mean of the best-on-A
+    layer on B and the best-on-B layer on A."""
+    from .base import SELECT, TEST, pick
+
+    out = {}
+    for half in (SELECT, TEST):
+        sessions = []
+        for s in bench.sessions:
+            idx = pick(len(s["responses"]), half)
+            sessions.append(
+                {**s, "stimuli": s["stimuli"].subset(idx), "responses": s["responses"][idx]}
+            )
+        out[half] = neural_benchmark(
+            f"{bench.id}.half{half}",
+            sessions,
+            bench.region,
+            folder,
+            bench.ceilings(),
+            bench.splits,
+            bench.version,
+        )
+    return out
 
 
 # ---- public Brain-Score benchmarks ----------------------------------------------------------

@@ -32,30 +32,35 @@ from .stimuli import Stimuli
 N_BOOT = 1000  # bootstrap draws of neurons and trials for the intervals
 
 
-def split_half_reliability(
-    trials: np.ndarray, n_splits: int = 20, seed: int = 0, rng: np.random.Generator | None = None
+def split_half_reliability(trials: np.ndarray, n_splits: int = 20, seed: int = 0) -> np.ndarray:
+    """Spearman-Brown corrected split-half reliability per neuron, the mean over ``n_splits``
+    random splits of each image's repeats; trials (neurons, images, repeats), NaN = missing.
+
+    Brain-Score's internal consistency differs in two details: it splits the repetition indices
+    the same way for every image, and takes the median over neurons per split before averaging
+    splits."""
+    return weighted_reliability(trials, np.ones((1, trials.shape[1])), n_splits, seed)[0]
+
+
+def weighted_reliability(
+    trials: np.ndarray, weights: np.ndarray, n_splits: int = 20, seed: int = 0
 ) -> np.ndarray:
-    """Spearman-Brown corrected split-half reliability per neuron; trials (neurons, images,
-    repeats), NaN = missing. With ``rng`` the repeats of each image are first resampled with
-    replacement (a bootstrap draw of trials)."""
-    if rng is not None:
-        reps = trials.shape[2]
-        pick_r = rng.integers(0, reps, (trials.shape[1], reps))
-        trials = np.take_along_axis(trials, np.broadcast_to(pick_r, trials.shape), axis=2)
-    rng_split = np.random.default_rng(seed)
+    """:func:`split_half_reliability` on each resample of images (``weights``: (B, images)
+    counts of each image in each draw), over the same splits of repeats: (B, neurons)."""
+    from .stats import weighted_r
+
+    rng = np.random.default_rng(seed)
     neurons, images, reps = trials.shape
-    out = np.zeros((n_splits, neurons))
-    for s in range(n_splits):
+    out = []
+    for _ in range(n_splits):
         # shuffle repeats per image (NaNs spread over both halves)
-        perm = np.argsort(rng_split.random((images, reps)), axis=1)
+        perm = np.argsort(rng.random((images, reps)), axis=1)
         shuffled = np.take_along_axis(trials, np.broadcast_to(perm, trials.shape), axis=2)
-        with np.errstate(invalid="ignore", divide="ignore"), _quiet():
+        with _quiet():
             first, second = np.nanmean(shuffled[..., ::2], 2), np.nanmean(shuffled[..., 1::2], 2)
-            ok = ~(np.isnan(first) | np.isnan(second)).any(0)
-            f = first[:, ok] - first[:, ok].mean(1, keepdims=True)
-            g = second[:, ok] - second[:, ok].mean(1, keepdims=True)
-            r = (f * g).sum(1) / np.sqrt((f**2).sum(1) * (g**2).sum(1))
-        out[s] = 2 * r / (1 + r)
+        ok = ~(np.isnan(first) | np.isnan(second)).any(0)
+        r = weighted_r(weights[:, ok], first[:, ok].T, second[:, ok].T)
+        out.append(2 * r / (1 + r))
     with _quiet():
         return np.nanmean(out, 0)
 
@@ -76,10 +81,11 @@ def session_r(fold_r: np.ndarray) -> float:
 
 
 def headline(r: np.ndarray, ceilings: np.ndarray) -> float:
-    """The benchmark's score from per-session raw r and ceilings (NaN: none): the mean over
-    sessions of ``r**2 / c``, or of ``r**2`` when no session has a ceiling."""
+    """The benchmark's score from per-session raw r and ceilings: the mean over sessions of
+    ``r**2 / c``, or of ``r**2`` when no session has a ceiling (every ceiling NaN); a single NaN
+    ceiling (a degenerate bootstrap draw) makes that value NaN, never unceiled."""
     r, c = np.asarray(r, np.float64), np.asarray(ceilings, np.float64)
-    return np.mean(r**2 / c, -1) if np.isfinite(c).all() else np.mean(r**2, -1)
+    return np.mean(r**2, -1) if np.isnan(c).all() else np.mean(r**2 / c, -1)
 
 
 class NeuralBenchmark(Benchmark):
@@ -189,38 +195,50 @@ class NeuralBenchmark(Benchmark):
         r = np.array([[session_r(f[i]["fold_r"]) for i in range(n)] for f in fits])
         return r.mean(0), float(np.mean(headline(r, self.ceilings())))
 
-    def draws(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per session, the bootstrap draws every row shares: neurons resampled with replacement
-        (B, neurons), and the ceiling of each draw (B,) from the same neurons with the repeats of
-        every image resampled too (NaN without single trials). Computed once per benchmark."""
-        if getattr(self, "_draws", None) is None:
+    def draws(self) -> list[dict]:
+        """Per session, the bootstrap draws every row shares (computed once per benchmark):
+        images and neurons resampled with replacement together, ``weights`` (B, images) counting
+        each image's draws and ``neurons`` (B, neurons), and the ceiling of each draw (B,): the
+        median over the drawn neurons of their split-half reliability over the drawn images (NaN
+        without single trials)."""
+        if self._draws is None:
+            from .stats import counts
+
             rng = np.random.default_rng(0)
             out = []
             for s in self.sessions:
-                n = s["responses"].shape[1]
-                idx = rng.integers(0, n, (self.n_boot, n))
+                n_img, n = s["responses"].shape
+                weights = counts(rng.integers(0, n_img, (self.n_boot, n_img)), n_img)
+                neurons = rng.integers(0, n, (self.n_boot, n))
                 c = np.full(self.n_boot, np.nan)
                 if s.get("trials") is not None:
-                    for b in range(self.n_boot):
-                        rel = split_half_reliability(s["trials"][idx[b]], n_splits=1, rng=rng)
-                        with _quiet():
-                            c[b] = np.nanmedian(rel)
-                out.append((idx, c))
+                    rel = weighted_reliability(s["trials"], weights)  # (B, neurons)
+                    with _quiet():
+                        c = np.nanmedian(np.take_along_axis(rel, neurons, 1), 1)
+                out.append({"weights": weights, "neurons": neurons, "ceiling": c})
             self._draws = out
         return self._draws
 
     def interval(self, fits: list[list[dict]]) -> tuple[tuple, tuple]:
-        """95% intervals of the raw r (mean over sessions) and of the headline, over the shared
-        :meth:`draws` of neurons and trials (the ceiling's uncertainty included)."""
+        """95% intervals of the raw r (mean over sessions) and of the headline over the shared
+        :meth:`draws`: each fold's held-out predictions correlated again on the drawn images, the
+        median taken over the drawn neurons, the ceiling of the same draw (so its uncertainty is
+        in the interval)."""
+        from .stats import weighted_r
+
         draws = self.draws()
-        c = np.stack([ceil for _, ceil in draws], 1)  # (B, sessions)
+        c = np.stack([d["ceiling"] for d in draws], 1)  # (B, sessions)
         raws, heads = [], []
         for f in fits:
-            with _quiet():  # (folds, B, n) -> median over neurons, mean over folds: (B,)
-                r = [
-                    np.nanmean(np.nanmedian(f[i]["fold_r"][:, idx], -1), 0)
-                    for i, (idx, _) in enumerate(draws)
-                ]
+            r = []
+            for i, d in enumerate(draws):
+                folds = []
+                for pos, pred, resp in f[i]["folds"]:
+                    rf = weighted_r(d["weights"][:, pos], pred, resp)  # (B, neurons)
+                    with _quiet():
+                        folds.append(np.nanmedian(np.take_along_axis(rf, d["neurons"], 1), 1))
+                with _quiet():
+                    r.append(np.nanmean(folds, 0))
             r = np.stack(r, 1)  # (B, sessions)
             raws.append(r.mean(1))
             heads.append(headline(r, c))
@@ -310,6 +328,8 @@ class NeuralBenchmark(Benchmark):
         committed = self.row(layer, [halves[best_a][1], halves[best_b][0]], committed=True)
         committed.extra.update(
             selected_on="cross-fit: each half's layer chosen on the other half",
+            # the one layer a model commits to V4: the best over both halves' selection scores
+            commit=max(data, key=lambda layer: on_a[layer] + on_b[layer]),
             layer_a=best_a,
             layer_b=best_b,
             selection={layer: [on_a[layer], on_b[layer]] for layer in data},

@@ -161,3 +161,43 @@ def _fill_region_species(df: pd.DataFrame) -> pd.DataFrame:
         known = infos.map(lambda i, col=col: getattr(i, col, None) or "")
         df[col] = df[col].where(df[col].notna() & (df[col].astype(str) != ""), known)
     return df
+
+
+def commitments(df: pd.DataFrame, checkpoint_hash: str, layers) -> dict[str, dict]:
+    """Region -> {'layer', 'benchmark'}: the layer chosen on data for these weights, from the
+    committed rows of the table (``region`` and ``species`` filled in). Rows of public
+    Brain-Score benchmarks (their layer is Brain-Score's choice) and layers the network does not
+    have are left out; a cross-fitted row commits the layer its details name (``commit``).
+    Macaque rows come first, then rows of unknown species; then the newest benchmark version,
+    then the last row written."""
+    import json
+
+    from .benchmarks import PUBLIC_INFO
+
+    c = df[
+        (df.checkpoint_hash.astype(str) == checkpoint_hash)
+        & (df.committed.astype(str).str.lower() == "true")
+        & ~df.benchmark.astype(str).isin(list(PUBLIC_INFO))
+    ].copy()
+    if c.empty:
+        return {}
+
+    def commit(details, layer) -> str:
+        try:
+            return str(json.loads(details).get("commit", layer))
+        except (TypeError, ValueError, AttributeError):
+            return str(layer)
+
+    details = c["details"] if "details" in c else [None] * len(c)
+    c["commit_layer"] = [commit(d, layer) for d, layer in zip(details, c.layer)]
+    c = c[c.commit_layer.isin(list(layers))]
+    species = c.species.fillna("").astype(str)
+    c["rank_"] = species.map(lambda s: 0 if s == "macaque" else 1 if s == "" else 2)
+    version = c["version"] if "version" in c else pd.Series(0, index=c.index)
+    c["version_"] = pd.to_numeric(version, errors="coerce").fillna(0)
+    c["order_"] = range(len(c))
+    c = c.sort_values(["rank_", "version_", "order_"], ascending=[True, False, False])
+    out: dict[str, dict] = {}
+    for r in c.itertuples():
+        out.setdefault(str(r.region), {"layer": r.commit_layer, "benchmark": str(r.benchmark)})
+    return out

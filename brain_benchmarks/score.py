@@ -42,7 +42,7 @@ from .benchmarks import (
 from .benchmarks import list_lines as benchmark_lines
 from .extract import extract
 from .models import PIXELS, ScoredModel, check_model, resolve_model, zoo_name
-from .results import ResultRow, append_rows, read_results
+from .results import ResultRow, append_rows, commitments, read_results
 
 PROG = "python -m brain_benchmarks.score"
 OFFLINE = (
@@ -302,23 +302,12 @@ def public_row(
 
 
 def chosen_layers(results: Path | None, model: ScoredModel) -> dict[str, str]:
-    """Region -> layer chosen on data for these weights: committed rows of the results table on
-    macaque benchmarks of our own (not Brain-Score's public ones) whose layer is one layer of the
-    network; the first such row per region wins."""
+    """Region -> layer chosen on data for these weights in the results table
+    (:func:`brain_benchmarks.results.commitments`)."""
     if results is None or not results.exists():
         return {}
-    df = read_results(results)
-    df = df[
-        (df.checkpoint_hash.astype(str) == model.hash)
-        & (df.committed.astype(str).str.lower() == "true")
-        & (df.species.astype(str) == "macaque")
-        & ~df.benchmark.isin(list(PUBLIC_INFO))
-        & df.layer.isin(model.layers)
-    ]
-    out: dict[str, str] = {}
-    for r in df.itertuples():
-        out.setdefault(str(r.region), str(r.layer))
-    return out
+    chosen = commitments(read_results(results), model.hash, model.layers)
+    return {region: c["layer"] for region, c in chosen.items()}
 
 
 def check(cfg: ScoreConfig) -> None:

@@ -127,32 +127,15 @@ def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
     seconds each route took."""
     from nmnc.data import cache_dir
 
-    from .base import SELECT, TEST, pick
+    from .base import SELECT, TEST
     from .benchmarks import load_benchmark
-    from .brainscore_adapter import model_commitment, neural_benchmark
-    from .extract import pca_bases
+    from .brainscore_adapter import half_benchmarks, model_commitment
+    from .extract import model_key, pca_bases, reduction_tag
     from .score import score_pair
 
     options = {"splits": cfg.splits, **({"sessions": cfg.sessions} if cfg.sessions else {})}
     bench = load_benchmark(cfg.benchmark, cfg.data_root, **options)
-    folder = cache_dir() / "brainscore_stimuli"
-    on_half = {}
-    for half in (SELECT, TEST):
-        sessions = []
-        for s in bench.sessions:
-            idx = pick(len(s["responses"]), half)
-            sessions.append(
-                {**s, "stimuli": s["stimuli"].subset(idx), "responses": s["responses"][idx]}
-            )
-        on_half[half] = neural_benchmark(
-            f"{bench.id}.half{half}",
-            sessions,
-            bench.region,
-            folder,
-            bench.ceilings(),
-            bench.splits,
-            bench.version,
-        )
+    on_half = half_benchmarks(bench, cache_dir() / "brainscore_stimuli")
     rows = []
     for spec in cfg.models:
         model = resolve_model(spec, progress=False, data_root=cfg.data_root)
@@ -160,14 +143,14 @@ def time_brainscore_v4(cfg: BrainscoreV4Timing) -> pd.DataFrame:
         ours = score_pair(model, bench, progress=False)
         ours_s = time.perf_counter() - t
         committed = json.loads(ours[-1].details)
-        basis = {}
-        if bench.max_features:
+        basis, k = {}, bench.max_features
+        if k:
             basis = pca_bases(model, bench.pca_images, model.layers, bench.max_features)
         layers = [cfg.layer] if cfg.layer else [r.layer for r in ours if not r.committed]
         layers = list(dict.fromkeys([*layers, committed["layer_a"], committed["layer_b"]]))
         bs, bs_s = {}, 0.0
         for layer in layers:
-            ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}-{layer}"
+            ident = f"nmnc-{model_key(model)}-{layer}-{reduction_tag('none', k, bench.pca_images)}"
             commitment, _ = model_commitment(
                 ident,
                 model.net,

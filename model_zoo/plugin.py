@@ -70,9 +70,10 @@ def region_species(benchmark: str) -> tuple[str, str]:
 def committed_rows(results: str | None, checkpoint_hash: str, layers=None) -> dict:
     """Region -> {'layer', 'benchmark'} from the committed rows of the results table (its CSV, or
     the folder holding results.csv) for these weights: macaque rows first, then rows of unknown
-    species, then the others. With ``layers``, rows whose layer is not one of them (a table's
-    placeholder such as 'region_layer_map') are ignored. Tables without region and species
-    columns get them from the benchmark id."""
+    species, then the others; the newest benchmark version, then the last row (see
+    ``brain_benchmarks.results.commitments``). With ``layers``, rows whose layer is not one of
+    them are ignored; rows of public Brain-Score benchmarks never count. Tables without region
+    and species columns get them from the benchmark id."""
     if not results:
         return {}
     path = Path(results_file(results))
@@ -95,12 +96,6 @@ def committed_rows(results: str | None, checkpoint_hash: str, layers=None) -> di
             f"{path} lacks the columns {', '.join(missing)}; "
             "give a results table written by brain_benchmarks.score"
         )
-    df = df[
-        (df.checkpoint_hash.astype(str) == checkpoint_hash)
-        & (df.committed.astype(str).str.lower() == "true")
-    ].copy()
-    if layers is not None:
-        df = df[df.layer.astype(str).isin(list(layers))]
     named = df.benchmark.map(region_species)
     for i, col in enumerate(("region", "species")):
         known = named.map(lambda rs, i=i: rs[i])
@@ -109,14 +104,12 @@ def committed_rows(results: str | None, checkpoint_hash: str, layers=None) -> di
         else:
             given = df[col].fillna("").astype(str)
             df[col] = given.where(given != "", known)
-    rank = df.species.map(lambda s: 0 if s == "macaque" else 1 if s == "" else 2)
-    df = df.assign(_rank=rank).sort_values("_rank", kind="stable")
-    out = {}
-    for region in REGIONS:
-        hit = df[df.region == region]
-        if len(hit):
-            out[region] = {"layer": str(hit.layer.iloc[0]), "benchmark": str(hit.benchmark.iloc[0])}
-    return out
+    from brain_benchmarks.results import commitments
+
+    if layers is None:
+        layers = set(df.layer.astype(str))
+    chosen = commitments(df, checkpoint_hash, layers)
+    return {region: chosen[region] for region in REGIONS if region in chosen}
 
 
 def committed_layers(results: str | None, checkpoint_hash: str, layers=None) -> dict:

@@ -105,10 +105,11 @@ def zoo(env):
 
 def results_table(path: Path, checkpoint_hash: str, regions: dict) -> str:
     """A results table with committed rows (region -> layer) for these weights, a row whose
-    layer is no layer of the network, and a row of other weights."""
+    layer is no layer of the network, a public Brain-Score row (its layer is Brain-Score's
+    choice, never a commitment of ours) and a row of other weights."""
     from brain_benchmarks.results import append_rows
 
-    bench = {"V1": "FreemanZiemba2013public.V1-pls", "V2": "FreemanZiemba2013public.V2-pls"}
+    bench = {"V1": "Mine2024.V1-pls", "V2": "Mine2024.V2-pls"}
     bench |= {"V4": "Cowley2023.V4-pls", "IT": "Kriegeskorte2008.monkeyIT-rsa"}
     rows = [
         {"model": "m", "checkpoint_hash": checkpoint_hash, "benchmark": bench[region]}
@@ -123,6 +124,15 @@ def results_table(path: Path, checkpoint_hash: str, regions: dict) -> str:
             "benchmark": "MajajHong2015public.IT-pls",
         }
         | {"layer": "region_layer_map", "committed": True, "score": 0.3, "region": "IT"}
+        | {"species": "macaque"}
+    )
+    rows.append(
+        {
+            "model": "m",
+            "checkpoint_hash": checkpoint_hash,
+            "benchmark": "MajajHong2015public.V4-pls",
+        }
+        | {"layer": "conv1", "committed": True, "score": 0.3, "region": "V4"}
         | {"species": "macaque"}
     )
     rows.append(
