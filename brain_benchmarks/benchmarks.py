@@ -4,7 +4,8 @@ versions.
 Every benchmark, built-in or user-defined, is a :class:`Benchmark`: it names the stimulus sets to
 extract (``sets()``) and scores every recorded layer on all stimuli; it then commits one layer to
 its region, chosen on one half of the stimuli and scored on the other half (no double dipping).
-``score`` is the raw score divided by the ceiling when one is known, else the raw score.
+How ``score`` is made from the raw score is named in each row's ``normalisation`` (RSA: raw /
+ceiling; neural predictivity: Brain-Score's r**2 / ceiling, or r**2 without a ceiling).
 """
 
 from __future__ import annotations

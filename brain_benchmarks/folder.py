@@ -27,6 +27,7 @@ from .stimuli import Stimuli, from_folder, from_zip
 KINDS = ("rsa", "neural")
 # Fewest stimuli a benchmark can be scored on: a layer is chosen on one half and scored on the
 # other, and each half needs enough images for its statistic (an RDM, PLS cross-validation).
+MIN_FOLD = 5  # held-out images per cross-validation fold, at the least
 MIN_IMAGES = {"rsa": 6, "neural": 50}
 
 
@@ -285,6 +286,29 @@ def _session(f: Path, n: int, name: str, stimuli: Stimuli) -> dict:
     return {"session": name, "stimuli": stimuli, "responses": mean.T, "trials": trials}
 
 
+def _check_signal(session: dict, f: Path) -> None:
+    """Refuse neurons with the same response to every image (their r is undefined) and single
+    trials with no reliable signal: a ceiling within chance of zero (2 / sqrt(images), twice the
+    standard error of a correlation over the images) makes r**2 / ceiling meaningless."""
+    flat = np.flatnonzero(np.ptp(session["responses"], axis=0) == 0)
+    if len(flat):
+        raise DataError(
+            f"{f}: {len(flat)} neurons respond the same to every image (first: neuron {flat[0]}); "
+            "drop them, a correlation with them is undefined"
+        )
+    if session["trials"] is not None:
+        from .neural import split_half_reliability
+
+        ceiling = float(np.nanmedian(split_half_reliability(session["trials"])))
+        chance = 2 / np.sqrt(session["trials"].shape[1])
+        if not ceiling > chance:
+            raise DataError(
+                f"{f}: the repeats are not reliable (median split-half reliability {ceiling:.3f}, "
+                f"the ceiling, is within chance of zero: it needs > {chance:.3f}); give neurons x "
+                "images (no ceiling) instead"
+            )
+
+
 def _stimuli(folder: Path, meta: dict) -> Stimuli:
     order = meta.get("stimuli")
     if (folder / "stimuli").is_dir():
@@ -333,13 +357,15 @@ def from_folder_spec(path: str | Path, root: str | Path | None = None) -> Benchm
         rdms = _rdm_stack(load_array(f, "RDMs (N x N, S x N x N or condensed)"), n, str(f))
         return RSABenchmark(info, stimuli, rdms, **given)
     splits = meta.get("splits", _default("splits"))
-    if splits > n // 4:  # each half's folds need 2 held-out images for a correlation
+    most = (n // 2) // MIN_FOLD
+    if splits > most:  # a held-out fold of 2 images gives r = +-1 whatever the model
         raise DataError(
             f"{folder / 'benchmark.json'}: 'splits' is {splits}, and each half of the {n} "
-            f"images is cross-validated in that many folds of at least 2 images; give an integer "
-            f"from 2 to {n // 4}"
+            f"images is cross-validated in that many folds of at least {MIN_FOLD} images; give "
+            f"an integer from 2 to {most}"
         )
     session = _session(f, n, meta["name"], stimuli)
+    _check_signal(session, f)
     if meta.get("max_features", _default("max_features")):
         from .datasets import pca_images  # PCA fitted on held-out images, as for built-in V4
 

@@ -59,18 +59,28 @@ def label(row: pd.Series) -> str:
     return f"{rule} {arch} {point}" if point else f"{rule} {arch}"
 
 
+def latest(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each benchmark's newest version and, within it, of the settings of its last row:
+    one definition per benchmark in a report (older rows are left out)."""
+    if "version" in df:
+        v = pd.to_numeric(df.version, errors="coerce").fillna(0)
+        df = df[v == v.groupby(df.benchmark).transform("max")]
+    if "settings" in df:
+        s = df.settings.fillna("").astype(str)
+        df = df[s == s.groupby(df.benchmark).transform("last")]
+    return df
+
+
 def committed_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The committed-layer rows of each benchmark's latest version, the last one per model and
-    benchmark, with their group."""
+    """The committed-layer rows of each benchmark's latest definition (:func:`latest`), the last
+    one per model and benchmark, with their group."""
     c = df[df.committed.astype(str).str.lower() == "true"].copy()
     if c.empty:
         raise NmncError(
             "the results table has no committed-layer rows; "
             "score models with brain_benchmarks.score"
         )
-    if "version" in c:  # one definition per benchmark: rows of older versions are left out
-        v = pd.to_numeric(c.version, errors="coerce").fillna(0)
-        c = c[v == v.groupby(c.benchmark).transform("max")]
+    c = latest(c)
     c = c.drop_duplicates(["model", "benchmark", "version"], keep="last").reset_index(drop=True)
     c["group"] = c.apply(label, axis=1)
     return c

@@ -39,6 +39,7 @@ from .paired import (
     fig_differences,
     group_interval,
     label,
+    latest,
     materials_for,
     paired_statistics,
     signed,
@@ -476,7 +477,8 @@ def method_text(n_boot: int) -> str:
         "per-subject comparisons, subjects fixed; V4: every image, each in its cross-fitted half, "
         "the k-fold held-out predictions correlated again and each half's r**2 / ceiling "
         "averaged; accuracy: the test images each run was evaluated on); the committed layer and "
-        "the regression fits stay fixed, and scores keep the results table's ceiling. The "
+        "the regression fits stay fixed, and scores keep the results table's ceiling (so, unlike "
+        "the results table's own V4 interval, these leave the ceiling's uncertainty out). The "
         "summary interval is an interval of the seed mean, not a mean of intervals; where a run "
         f"has no per-stimulus artefact it is a {T_SEEDS}. p is rsatoolbox's two-sided bootstrap "
         "test of the pair. "
@@ -563,7 +565,7 @@ def build_report(cfg: ReportConfig) -> Path:
         raise NmncError(f"n_boot (--n-boot) must be at least 100 resamples, got {cfg.n_boot}")
     out = Path(out_dir(cfg.out, "index.html, report.md, summary.csv and the figures"))
     results = results_file(cfg.results)
-    df = read_results(results)
+    df = latest(read_results(results))  # one definition per benchmark: its newest rows
     for kind, paths in (("run", cfg.runs), ("analysis", cfg.analyses)):
         for path in paths:
             if not Path(path).is_dir():

@@ -92,7 +92,7 @@ def _append_locked(path: Path, dicts: list[dict]) -> bool:
             if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
                 return False
             columns = _header(f) or COLUMNS
-            if set(columns) < set(COLUMNS):
+            if set(COLUMNS) - set(columns):
                 _upgrade(path, f, dicts)  # old rows and these, under today's header
                 return True
             f.seek(0, os.SEEK_END)

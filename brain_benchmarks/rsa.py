@@ -6,7 +6,7 @@ Pearson's r, all computed by rsatoolbox. Brain data are one RDM or several (subj
 its comparison with each subject's RDM. Several RDMs give rsatoolbox's noise ceiling band (lower:
 each subject against the others pooled; upper: each subject against all pooled); the upper bound
 is the best mean comparison any RDM can reach (exactly so for Spearman and Pearson), so no model
-scores above it.
+scores above it with those; with Kendall's tau-a the bound is approximate.
 
 Intervals resample stimuli the way rsatoolbox's ``subsample_pattern`` does (pairs of a stimulus
 with its own copy left out; fewer than 3 distinct stimuli give no value), with a seeded generator:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import sys
@@ -40,11 +41,12 @@ from .benchmarks import (
     load_benchmark,
 )
 from .benchmarks import list_lines as benchmark_lines
-from .extract import extract
+from .extract import extract, model_key
 from .models import PIXELS, ScoredModel, check_model, resolve_model, zoo_name
 from .results import ResultRow, append_rows, commitments, read_results
 
 PROG = "python -m brain_benchmarks.score"
+PIXELS_ID = "pixels"
 OFFLINE = (
     "Kriegeskorte2008.monkeyIT-rsa",
     "Kriegeskorte2008.humanIT-rsa",
@@ -115,21 +117,37 @@ def load_benchmarks(cfg: ScoreConfig) -> list[Benchmark | BenchmarkInfo]:
     return loaded
 
 
-def scored_pairs(path: Path | None) -> dict[tuple[str, str, int], str]:
-    """(checkpoint_hash, benchmark, version) already in the results table at ``path``, each with
-    its committed layer ('' when the table has no committed row for it)."""
+def scored_pairs(path: Path | None) -> dict[tuple[str, str, int, str], str]:
+    """(checkpoint_hash, benchmark, version, settings) already in the results table at ``path``,
+    each with its committed layer ('' when the table has no committed row for it). ``settings``
+    is the row's settings JSON ('' in tables written before that column)."""
     if path is None or not path.exists():
         return {}
     df = read_results(path)
     if not {"checkpoint_hash", "version"} <= set(df.columns):
         return {}
     df = df.dropna(subset=["checkpoint_hash", "version"])
-    keys = zip(df.checkpoint_hash.astype(str), df.benchmark.astype(str), df.version.astype(int))
+    settings = df["settings"].fillna("").astype(str) if "settings" in df else [""] * len(df)
+    keys = list(
+        zip(
+            df.checkpoint_hash.astype(str),
+            df.benchmark.astype(str),
+            df.version.astype(int),
+            settings,
+        )
+    )
     done = {key: "" for key in keys}
-    committed = df[df.committed.astype(str).str.lower() == "true"]
-    for r in committed.itertuples():
-        done[(str(r.checkpoint_hash), str(r.benchmark), int(r.version))] = str(r.layer)
+    for key, committed, layer in zip(keys, df.committed.astype(str).str.lower(), df.layer):
+        if committed == "true":
+            done[key] = str(layer)
     return done
+
+
+def settings_json(bench: Benchmark | BenchmarkInfo) -> str:
+    """The settings column a benchmark's rows get."""
+    if isinstance(bench, BenchmarkInfo):
+        return json.dumps({"route": "brainscore_vision.load_benchmark", "version": bench.version})
+    return json.dumps(bench.settings)
 
 
 def artefacts_dir(results: Path | None) -> Path | None:
@@ -200,14 +218,13 @@ def result_row(
         time=round(seconds, 2),
         details=json.dumps(r.extra, default=_clean),
         data_hash=getattr(bench, "data_hash", ""),
-        settings=json.dumps(getattr(bench, "settings", {})),
+        settings=settings_json(bench),
     )
 
 
 def units_path(folder: Path, benchmark: str, version: int, weights: str) -> Path:
     """Where the per-unit scores of one model on one benchmark version live."""
-    safe = benchmark.replace("/", "_")
-    return folder / UNITS / safe / f"v{version}" / f"{weights}.csv"
+    return artefact_path(folder / UNITS, benchmark, version, weights).with_suffix(".csv")
 
 
 def save_units(folder: Path, model: ScoredModel, bench: Benchmark, rows: list[Row]) -> None:
@@ -259,11 +276,9 @@ def public_row(
     """A public Brain-Score benchmark scored on a ModelCommitment of this model: regions in
     ``committed`` (chosen on data) are fixed, Brain-Score selects the others; the row records the
     layer Brain-Score actually used."""
-    from .brainscore_adapter import model_commitment, score_public
+    from .brainscore_adapter import model_commitment, public_files, score_public
 
-    if model.net is None:
-        raise NmncError(f"{info.id} needs a network; 'pixels' has no layers to commit")
-    ident = f"nmnc-{model.arch}-{model.rule}-{model.hash}"
+    ident = f"nmnc-{model.arch}-{model.rule}-{model_key(model)}"  # names what changes activations
     commitment, region_map = model_commitment(
         ident, model.net, model.layers, model.input_size, model.mean, model.std, committed
     )
@@ -297,7 +312,9 @@ def public_row(
         n_stimuli=stimuli,
         time=round(time.perf_counter() - t0, 2),
         details=json.dumps({"layer_source": source, "region_layer_map": dict(region_map)}),
-        settings=json.dumps({"route": "brainscore_vision.load_benchmark", "version": info.version}),
+        settings=settings_json(info),
+        # the SHA-1s of the files the installed data plugin names
+        data_hash=hashlib.sha256(str(public_files(info.id)).encode()).hexdigest()[:16],
     )
 
 
@@ -330,6 +347,12 @@ def check(cfg: ScoreConfig) -> None:
         if benchmark_info(spec) is None and not Path(spec).is_dir():
             known = BENCHMARKS.names() + sorted(PUBLIC_INFO)
             raise UnknownNameError("benchmark", spec, known, "or give a benchmark folder")
+    public = [spec for spec in cfg.benchmarks if spec in PUBLIC_INFO]
+    if PIXELS_ID in cfg.models and public:
+        raise NmncError(
+            f"{public[0]} scores a network through Brain-Score's ModelCommitment, and 'pixels' has "
+            "no layers to commit; score pixels on our own benchmarks only"
+        )
 
 
 def score(cfg: ScoreConfig) -> list[ResultRow]:
@@ -351,7 +374,9 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     for spec in cfg.models:
         model = resolve_model(spec, cfg.build, cfg.run, cfg.progress, cfg.data_root)
         for bench in benches:
-            key = (model.hash, bench.id, bench.version)
+            key = (model.hash, bench.id, bench.version, settings_json(bench))
+            old = (*key[:3], "")  # a table written before the settings column
+            key = key if key in done else old
             if key in done:
                 print(
                     f"skipped {spec} on {bench.id} (version {bench.version}): "
@@ -359,7 +384,7 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
                     f"are scored in {results}",
                     file=sys.stderr,
                 )
-                missing = not artefact_path(folder, *key[1:], model.hash).exists()
+                missing = not artefact_path(folder, *key[1:3], model.hash).exists()
                 if done[key] and missing and isinstance(bench, Benchmark):
                     path = recover_artefact(model, bench, done[key], folder, cfg.progress)
                     print(f"recovered its per-stimulus artefact {path}", file=sys.stderr)

@@ -72,7 +72,7 @@ class RSABenchmark(Benchmark):
         raw = rsa.compare(m, b, self.method)
         lo, hi, how = rsa.interval(m, b, self.method, self.n_boot)
         nc = self._ceiling(half)
-        ceiling = nc[1] if nc else None  # the upper bound: no model scores above it
+        ceiling = nc[1] if nc else None  # the upper bound (exact for Spearman and Pearson)
         extra = {
             "method": self.method,
             "subjects": self.subjects,

@@ -417,6 +417,10 @@ def write_plugin(cfg: PluginConfig) -> dict:
     for pin in pins:
         check_pin(pin, committed, cfg.model)
     out = Path(cfg.out)
+    pin_root = out / "pin_data"  # local pins' data first: a bad session fails before any file
+    named = [
+        (p, p.source if p.public else write_pin_data(p, pin_root, cfg.data_root)) for p in pins
+    ]
     folder = out / re.sub(r"[^0-9a-zA-Z_]", "_", ident)
     wfile = out / "weights" / f"{ident}.pt"
     buf = io.BytesIO()  # saved in memory: torch names the archive after a file, not a buffer
@@ -428,11 +432,6 @@ def write_plugin(cfg: PluginConfig) -> dict:
             f"the weights ({wfile.stat().st_size / 2**20:.1f} MB) do not fit Brain-Score's 50 MB "
             f"zip limit; leave out --bundle-weights and publish {wfile} at --weights-url"
         )
-    pin_root = out / "pin_data"
-    named = [
-        (p, p.source if p.public else write_pin_data(p, pin_root, cfg.data_root)) for p in pins
-    ]
-
     work = folder.with_name(folder.name + ".partial")  # written whole, then swapped in
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -576,6 +575,17 @@ def run(args) -> int:
         return print_config(cfg)
     require_out(args, OUT_WHAT)
     print(json.dumps(write_plugin(cfg), indent=1))
+    if results and not args.results:
+        print(
+            f"committed layers from {results} (the main job's table; --results to choose)",
+            file=sys.stderr,
+        )
+    if not cfg.pins:
+        print(
+            "note: no --pin given, so test.py pins no score and Brain-Score's tests will check "
+            "only that the model loads; give --pin (a public id, or Cowley2023.V4-pls:210325)",
+            file=sys.stderr,
+        )
     return 0
 
 

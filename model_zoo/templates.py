@@ -138,8 +138,9 @@ PIN_PY = '''"""A local pinned benchmark: a folder in nmnc's user-defined benchma
 (benchmark.json, stimuli/, responses.npy as neurons x images [x repeats]) as a Brain-Score
 NeuralBenchmark: the
 'pls' metric ({splits}-fold cross-validation over images from benchmark.json, random_state 0),
-ceiling 1 (the score is the median r**2). Built with brainscore_vision, brainscore_core and numpy
-only; nmnc's generator computes the pinned value with this same code."""
+ceiling 1 (the score is r**2, r the mean over folds of the median over neurons). Built with
+brainscore_vision, brainscore_core and numpy only; nmnc's generator computes the pinned value
+with this same code."""
 
 import hashlib
 import json

@@ -140,7 +140,7 @@ def test_non_integer_settings(isolated, jpegs, capsys, key, value):
         ("rsa", {"method": "cosine"}, "'method' must be one of spearman, kendall, tau-a, pearson"),
         ("neural", {"max_features": 24}, "0 (no reduction) or an integer >= 25"),
         ("neural", {"splits": 1}, "'splits' must be an integer >= 2"),
-        ("neural", {"splits": 16}, "give an integer from 2 to 15"),
+        ("neural", {"splits": 7}, "folds of at least 5 images; give an integer from 2 to 6"),
         ("neural", {"methd": "spearman"}, "unknown key 'methd'; did you mean 'method'?"),
         ("neural", {"method": "spearman"}, "'method' applies to kind 'rsa' only"),
         ("rsa", {"splits": 3}, "'splits' applies to kind 'neural' only"),
@@ -170,6 +170,20 @@ def test_one_repeat_is_no_ceiling(isolated, jpegs, capsys):
     np.save(folder / "responses.npy", trials(jpegs, repeats=1)[..., 0])  # no ceiling: accepted
     accepted = from_folder_spec(folder)
     assert accepted.sessions[0]["trials"] is None and accepted.pca_images is None
+
+
+def test_degenerate_neurons_and_unreliable_repeats(isolated, jpegs, capsys):
+    folder = make_folder(isolated, jpegs, "neural", N_NEURAL, max_features=0)
+    resp = trials(jpegs, repeats=4)
+    resp[3] = 7.0  # a neuron with the same response to every image and repeat
+    np.save(folder / "responses.npy", resp)
+    err = refused(isolated, capsys, folder)
+    assert "1 neurons respond the same to every image (first: neuron 3)" in err
+    noise = np.random.default_rng(5).normal(size=resp.shape)  # repeats share no signal
+    np.save(folder / "responses.npy", noise)
+    assert "the repeats are not reliable" in refused(isolated, capsys, folder)
+    np.save(folder / "responses.npy", trials(jpegs, repeats=4))  # a real signal: accepted
+    assert from_folder_spec(folder).ceiling() > 0.5
 
 
 def test_stimulus_listed_twice(isolated, jpegs, capsys):
