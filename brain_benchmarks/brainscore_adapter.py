@@ -18,6 +18,10 @@ import numpy as np
 
 def _bs():
     os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
+    # Brain-Score's result caching keys activations and scores on identifiers alone, across
+    # processes (~/.result_caching): a model or stimulus set that changes under the same name gets
+    # stale results back (measured: a plugin's pinned score). Our own caches key on content.
+    os.environ.setdefault("RESULTCACHING_DISABLE", "1")
     import brainscore_vision  # noqa: F401
 
     return brainscore_vision

@@ -105,6 +105,14 @@ class NeuralBenchmark(Benchmark):
         super().__init__(info)
         self.sessions, self.splits, self.max_features = sessions, splits, max_features
         self.pca_images, self.n_boot = pca_images, n_boot
+        for s in sessions:
+            n = len(s["responses"])
+            if s.get("trials") is not None and s["trials"].shape[1] != n:
+                raise DataError(
+                    f"{info.id}: session {s['session']} has single trials for "
+                    f"{s['trials'].shape[1]} images and responses for {n}; give both for the same "
+                    "images"
+                )
         has = [s.get("trials") is not None for s in sessions]
         if any(has) and not all(has):
             names = [s["session"] for s, h in zip(sessions, has) if not h]

@@ -332,6 +332,7 @@ def score_pins(folder: Path, ident: str, pins: list[tuple[Pin, str]], pin_root: 
     """Pinned values: the plugin in ``folder`` imported in this process (its registration line
     runs), its ModelCommitment scored by its own pin.py (local) or by brainscore_vision (public)."""
     os.environ.setdefault("BS_INSTALL_DEPENDENCIES", "no")
+    os.environ.setdefault("RESULTCACHING_DISABLE", "1")  # see brain_benchmarks.brainscore_adapter
     package = f"_nmnc_plugin_{folder.name.replace('.', '_')}"
     old_cache = os.environ.get("NMNC_PLUGIN_CACHE")
     os.environ["NMNC_PLUGIN_CACHE"] = str(cache)  # the weights just written: no download

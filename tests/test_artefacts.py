@@ -37,7 +37,11 @@ def test_scoring_keeps_artefacts_and_a_skip_scored_rerun_recovers_them(
 
 def test_v4_artefact_gives_back_the_committed_score(data_root):
     (session,) = cowley2023(data_root, sessions=["210325"])
-    session = {**session, "responses": session["responses"][:240]}  # 120 held-out images
+    session = {
+        **session,
+        "responses": session["responses"][:240],
+        "trials": session["trials"][:, :240],
+    }
     Y = session["responses"]
     X = Y[:, :10] @ np.random.default_rng(0).normal(size=(10, 30))
     X = X + np.random.default_rng(1).normal(scale=X.std(), size=X.shape)
