@@ -139,7 +139,7 @@ def fig_regions(summary: pd.DataFrame, out: Path) -> list[Path]:
     # different scales (RSA raw/ceiling, V4 r2/ceiling or r2) never share one; accuracy has its own
     summary = summary[~summary.benchmark.map(is_accuracy)]
     norm = summary.normalisation.fillna("") if "normalisation" in summary else ""
-    scale = norm.map(lambda n: f" [{n}]" if n and n != "none" else "") if len(norm) else ""
+    scale = norm.map(lambda n: f"\n[{n}]" if n and n != "none" else "") if len(norm) else ""
     area = (summary.species.fillna("") + " " + summary.region + scale).str.strip()
     d = (
         summary.assign(area=area)
