@@ -84,29 +84,58 @@ def append_rows(path: str | Path, rows: Iterable[ResultRow | Mapping]) -> None:
         pass  # another writer replaced the file while this one waited for its lock: reopen
 
 
+REQUIRED = ("model", "benchmark", "layer", "committed", "score")  # what makes a table ours
+
+
 def _append_locked(path: Path, dicts: list[dict]) -> bool:
-    """Append under the lock; False when the file was replaced before the lock was taken."""
+    """Append under the lock; False when the file was replaced before the lock was taken. The
+    rows land whole or not at all: a failed write (a full disk) is cut back to the old end."""
+    from nmnc.errors import DataError
+
     with open(path, "a+", newline="") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
                 return False
-            columns = _header(f) or COLUMNS
+            header = _header(f)
+            missing = [c for c in REQUIRED if header and c not in header]
+            if missing:
+                raise DataError(
+                    f"{path} is not a results table written by brain_benchmarks.score (its header "
+                    f"lacks {', '.join(missing)}); nothing was appended: give another --out folder"
+                )
+            columns = header or COLUMNS
             if set(COLUMNS) - set(columns):
                 _upgrade(path, f, dicts)  # old rows and these, under today's header
                 return True
-            f.seek(0, os.SEEK_END)
+            end = f.seek(0, os.SEEK_END)
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-            if f.tell() == 0:
+            if end == 0:
                 w.writeheader()
             w.writerows(dicts)
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
+            _write_whole(f.fileno(), buf.getvalue().encode(), end, path)
             return True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _write_whole(fd: int, data: bytes, end: int, path: Path) -> None:
+    """Write ``data`` at the end of the file and fsync it; on failure cut the file back to
+    ``end`` (no torn row) and raise a one-line error."""
+    from nmnc.errors import DataError
+
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError as err:
+        os.ftruncate(fd, end)
+        raise DataError(
+            f"could not append to {path} ({err.strerror or err}); the table is as it was before: "
+            "free some space or give another --out folder"
+        ) from None
 
 
 def _upgrade(path: Path, f, new: list[dict]) -> None:

@@ -81,8 +81,12 @@ def _find(root: Path, download: bool):
 
 
 def _from_official(base: Path):
-    """Read the official python release (pickled batches of 3072-byte rows, channel-major)."""
+    """Read the official python release (pickled batches of 3072-byte rows, channel-major) with
+    a restricted unpickler: a batch file that names anything but numpy arrays is refused before
+    any of it runs."""
     import pickle
+
+    from .unpickle import RefusedClass, load
 
     folder = base / "cifar-10-batches-py"
 
@@ -91,11 +95,16 @@ def _from_official(base: Path):
         for name in names:
             try:
                 with open(folder / name, "rb") as f:
-                    d = pickle.load(f, encoding="latin1")
+                    d = load(f, encoding="latin1")
                 xs.append(
                     np.asarray(d["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
                 )
                 ys.append(np.asarray(d.get("labels", d.get("fine_labels")), np.int64))
+            except RefusedClass as err:
+                raise DataError(
+                    f"cifar10: {folder / name} is not a CIFAR-10 batch: {err}; nothing in it was "
+                    f"run. Delete {folder} and download the official release again"
+                ) from None
             except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
                 raise DataError(
                     f"cifar10: {folder / name} is missing or damaged "

@@ -1,0 +1,100 @@
+"""Reliability: data files never run code (issue 13)."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from nmnc.data import load_dataset
+from nmnc.errors import DataError
+
+
+class _Payload:
+    """What a poisoned batch file holds: unpickling it would create ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _release(root, first_batch: dict | object, rows: int = 20):
+    """A CIFAR-10 python release under ``root/cifar10`` with seeded pixels; ``first_batch`` is
+    what data_batch_1 holds."""
+    folder = root / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        batch = {
+            "data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8),
+            "labels": list(rng.integers(0, 10, rows)),
+            "filenames": [f"img_{j}.png".encode() for j in range(rows)],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(first_batch if i == 0 else batch, f, protocol=2)
+    return folder
+
+
+def test_a_poisoned_batch_file_runs_nothing(tmp_path):
+    marker = tmp_path / "payload-ran"
+    folder = _release(tmp_path, {"data": _Payload(marker), "labels": [0]})
+    with pytest.raises(DataError) as err:
+        load_dataset("cifar10", tmp_path)
+    assert not marker.exists()  # the payload was refused before it could run
+    msg = str(err.value)
+    assert "data_batch_1 is not a CIFAR-10 batch" in msg and ".open" in msg
+    assert "nothing in it was run" in msg and str(folder) in msg and "\n" not in msg
+
+
+def test_a_release_shaped_batch_loads_with_the_restricted_unpickler(tmp_path):
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, (20, 3072), dtype=np.uint8)
+    _release(tmp_path, {"data": data, "labels": list(range(10)) * 2})
+    ds = load_dataset("cifar10", tmp_path)
+    assert len(ds.train) == 100 and len(ds.test) == 20
+    first = data[0].reshape(3, 32, 32).transpose(1, 2, 0)  # channel-major rows
+    assert np.array_equal(ds.train.images[0].numpy(), first)
+    assert ds.train.labels[:10].tolist() == list(range(10))
+
+
+def _row(score: float):
+    from brain_benchmarks.results import ResultRow
+
+    return ResultRow("m", "cnn", "bp", 0, "h", "B.IT-rsa", 1, "IT", "macaque", "conv1", True, score)
+
+
+def test_a_full_disk_leaves_the_results_table_as_it_was(tmp_path, monkeypatch):
+    """A write that fails half-way (ENOSPC, simulated: the disk here cannot be filled) is cut
+    back, so the table stays readable and the next append lands cleanly."""
+    import errno
+    import os
+
+    from brain_benchmarks import results
+
+    path = tmp_path / "results.csv"
+    results.append_rows(path, [_row(0.1)])
+    before = path.read_bytes()
+    real = os.write
+
+    def full(fd, data):
+        real(fd, bytes(data[:7]))  # half a row reaches the disk, then it is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results.os, "write", full)
+    with pytest.raises(DataError, match="No space left on device.*the table is as it was"):
+        results.append_rows(path, [_row(0.2)])
+    assert path.read_bytes() == before
+    monkeypatch.setattr(results.os, "write", real)
+    results.append_rows(path, [_row(0.3)])
+    assert list(results.read_results(path).score) == [0.1, 0.3]
+
+
+def test_a_foreign_file_is_not_appended_to(tmp_path):
+    from brain_benchmarks.results import append_rows
+
+    path = tmp_path / "results.csv"
+    path.write_text("name,phone\nAda,123\n")
+    with pytest.raises(DataError, match="is not a results table written by brain_benchmarks"):
+        append_rows(path, [_row(0.1)])
+    assert path.read_text() == "name,phone\nAda,123\n"
