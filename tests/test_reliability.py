@@ -98,3 +98,28 @@ def test_a_foreign_file_is_not_appended_to(tmp_path):
     with pytest.raises(DataError, match="is not a results table written by brain_benchmarks"):
         append_rows(path, [_row(0.1)])
     assert path.read_text() == "name,phone\nAda,123\n"
+
+
+def test_decoded_image_cache_follows_every_file_of_a_tree(tmp_path, monkeypatch):
+    """Adding, removing or replacing an image inside a class folder invalidates the decoded
+    cache (the top folder's own size and mtime do not change)."""
+    from PIL import Image
+
+    monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tree"
+    for split in ("train", "test"):
+        for name in ("airplane", "cat"):
+            d = root / "cifar10" / split / name
+            d.mkdir(parents=True)
+            for j in range(3):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(d / f"{j}.png")
+    assert len(load_dataset("cifar10", root).train) == 6
+    for f in (root / "cifar10" / "train" / "cat").iterdir():
+        f.unlink()  # every training image of a class removed
+    assert len(load_dataset("cifar10", root).train) == 3
+    new = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(new).save(root / "cifar10" / "train" / "airplane" / "0.png")  # replaced
+    ds = load_dataset("cifar10", root)
+    assert any(np.array_equal(x, new) for x in ds.train.images.numpy())

@@ -116,13 +116,22 @@ def _from_official(base: Path):
     return read([f"data_batch_{i}" for i in range(1, 6)]), read(["test_batch"])
 
 
+def content_key(source: Path) -> str:
+    """A digest of a file's or a folder tree's path, size and mtime, for a tree of every member:
+    adding, removing or replacing any file changes it."""
+    h = hashlib.sha1(str(source.resolve()).encode())
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    for f in files:
+        st = f.stat()
+        name = f.relative_to(source) if f != source else ""
+        h.update(f"|{name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def _cached(source: Path, read):
-    """Decode once; later runs load the decoded arrays from the cache (keyed by path, size,
-    mtime)."""
-    st = source.stat()
-    key = hashlib.sha1(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[
-        :16
-    ]
+    """Decode once; later runs load the decoded arrays from the cache (keyed by
+    :func:`content_key`)."""
+    key = content_key(source)
     path = cache_dir() / "cifar10" / f"decoded-{key}.npz"
     if path.exists():
         try:
