@@ -2,12 +2,15 @@
 
 Readers never see half a file: every checkpoint, cache entry, table and report goes through
 :func:`atomic_path`, which yields a temporary path in the destination folder and renames it over
-the destination only when the block finishes without an error.
+the destination only when the block finishes without an error. :func:`exclusive` gives one writer
+a folder for as long as it works in it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,3 +42,31 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode())
+
+
+@contextmanager
+def exclusive(lock: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``lock`` for the block; another process holding it is a
+    one-line error naming it. The operating system drops the lock when its holder dies, so a
+    crashed run's lock is taken over by the next one."""
+    from .errors import NmncError
+
+    f = open(lock, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise NmncError(
+            f"{what} is in use by {holder}; wait for it to finish or choose another --out"
+        ) from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}")
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()

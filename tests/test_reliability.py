@@ -1,5 +1,6 @@
 """Reliability: data files never run code (issue 13)."""
 
+import os
 import pickle
 
 import numpy as np
@@ -123,3 +124,69 @@ def test_decoded_image_cache_follows_every_file_of_a_tree(tmp_path, monkeypatch)
     Image.fromarray(new).save(root / "cifar10" / "train" / "airplane" / "0.png")  # replaced
     ds = load_dataset("cifar10", root)
     assert any(np.array_equal(x, new) for x in ds.train.images.numpy())
+
+
+def test_one_writer_per_run_folder(tmp_path):
+    """While a process holds a run folder, a second run into it is a one-line error naming the
+    holder; the lock goes with its holder, so a crashed run's folder is free again."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from nmnc.errors import NmncError
+    from nmnc.io import exclusive
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from nmnc.io import exclusive
+                with exclusive({str(out / ".lock")!r}, "run folder"):
+                    print("held", flush=True)
+                    time.sleep(60)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(NmncError, match=rf"run folder {out} is in use by process {holder.pid}"):
+            with exclusive(out / ".lock", f"run folder {out}"):
+                pass
+    finally:
+        holder.kill()  # like kill -9: no clean-up runs
+        holder.wait()
+    with exclusive(out / ".lock", f"run folder {out}"):  # taken over
+        assert str(os.getpid()) in (out / ".lock").read_text()
+
+
+def test_a_second_training_into_a_busy_run_folder_is_refused(tmp_path, data_root, capsys):
+    import subprocess
+    import sys
+    import time
+
+    from nmnc.errors import run_cli
+    from nmnc.train import main as train_main
+
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--train-examples", "320", "--batch-size", "32", "--quiet"]
+    args += ["--set", "width=0.25", "--data-root", str(data_root)]
+    first = subprocess.Popen([sys.executable, "-m", "nmnc.train", *args, "--steps", "100000"])
+    try:
+        deadline = time.time() + 120
+        while not ((out / ".lock").exists() and (out / ".lock").read_text()):
+            assert first.poll() is None and time.time() < deadline, "the first run never started"
+            time.sleep(0.2)
+        assert run_cli(train_main, [*args, "--steps", "2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"is in use by process {first.pid}" in err[0], err
+    finally:
+        first.kill()
+        first.wait()

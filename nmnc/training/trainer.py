@@ -18,7 +18,7 @@ from ..config import TrainConfig, check
 from ..data import load_dataset
 from ..data.splits import balanced_subset, step_generator
 from ..errors import NmncError, TrainingDiverged
-from ..io import atomic_write_text
+from ..io import atomic_write_text, exclusive
 from ..models import MODELS, build_model
 from ..rules import build_rule
 
@@ -46,6 +46,9 @@ class TrainResult:
             "run_dir": str(self.run_dir),
             "checkpoint": str(self.checkpoint),
         }
+
+
+LOCK = ".lock"  # in a run folder: held by the process training it
 
 
 def pick_device(name: str) -> torch.device:
@@ -162,6 +165,7 @@ class Run:
         self.saved_step: int | None = (
             None  # step of the last checkpoint this run wrote or resumed from
         )
+        self.resumed = resume_from is not None
         if resume_from is not None:
             self._restore(resume_from)
 
@@ -194,9 +198,18 @@ class Run:
 
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the
-        summary."""
-        cfg = self.cfg
+        summary. The run folder is this process's alone while it trains (``<out>/.lock``)."""
         self.out.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.out / LOCK, f"run folder {self.out}"):
+            if not self.resumed and (self.out / "checkpoint.pt").exists():  # written meanwhile
+                raise NmncError(
+                    f"{self.out} already holds a run; pass --resume {self.out} to continue it, "
+                    "or choose another --out"
+                )
+            return self._train(stop_after)
+
+    def _train(self, stop_after: int | None) -> TrainResult:
+        cfg = self.cfg
         atomic_write_text(
             self.out / "run.json",
             json.dumps(
