@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from model_zoo.plain import RESIZE, to_tensor
 from nmnc.data import cache_dir
 from nmnc.engine.taps import record
+from nmnc.progress import tqdm
 
 from .models import ScoredModel
 from .stimuli import Stimuli

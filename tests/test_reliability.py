@@ -190,3 +190,24 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(tmp_path, data_root
     finally:
         first.kill()
         first.wait()
+
+
+def test_progress_in_a_log_is_lines_not_redraws():
+    """Written to a file or pipe, a bar is one line per interval and its last state, never the
+    carriage-return redraws of a terminal bar."""
+    import io
+
+    from nmnc.progress import tqdm
+
+    log = io.StringIO()
+    bar = tqdm(total=1000, desc="train", unit="step", file=log, leave=False)
+    for _ in range(1000):
+        bar.update(1)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and 1 <= len(lines) <= 3
+    assert lines[-1].startswith("train: 100%") and "1000/1000" in lines[-1]
+    quiet = io.StringIO()
+    for _ in tqdm(range(10), file=quiet, disable=True):
+        pass
+    assert quiet.getvalue() == ""

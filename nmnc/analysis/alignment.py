@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..engine.perturb import frozen_norm
@@ -25,6 +24,7 @@ from ..engine.taps import activities
 from ..errors import NmncError
 from ..io import atomic_write_text
 from ..plots import save, setup
+from ..progress import tqdm
 from .data import held_out
 from .dimension import participation_ratio, twonn
 

@@ -281,10 +281,9 @@ def defaults_table(cfg: DefaultsConfig) -> dict[str, pd.DataFrame]:
     Returns ``runs`` (one row per variant and seed, as in defaults.csv) and ``summary`` (means
     over seeds, as in defaults.md).
     """
-    from tqdm.auto import tqdm
-
     from ..checkpoint import load_checkpoint
     from ..data import load_dataset
+    from ..progress import tqdm
     from ..training import train
 
     rows_in = entries(cfg)

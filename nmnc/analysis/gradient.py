@@ -39,7 +39,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..checkpoint import load_checkpoint
 from ..data import load_dataset
@@ -48,6 +47,7 @@ from ..engine.taps import activities
 from ..errors import NmncError, UnknownNameError
 from ..io import atomic_write_text
 from ..models._base import INPUT
+from ..progress import tqdm
 from ..rules import Rule, build_rule
 
 CHUNK = 256  # manifold images per forward pass (memory bound only)

@@ -8,9 +8,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..errors import DataError
+from ..progress import tqdm
 
 
 def file_hash(path: Path, algo: str = "sha256") -> str:

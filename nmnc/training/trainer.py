@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..checkpoint import Checkpoint, assemble, load_checkpoint, save_checkpoint
 from ..config import TrainConfig, check
@@ -20,6 +19,7 @@ from ..data.splits import balanced_subset, step_generator
 from ..errors import NmncError, TrainingDiverged
 from ..io import atomic_write_text, exclusive
 from ..models import MODELS, build_model
+from ..progress import tqdm
 from ..rules import build_rule
 
 
