@@ -310,12 +310,20 @@ def _check_signal(session: dict, f: Path) -> None:
 
 
 def _stimuli(folder: Path, meta: dict) -> Stimuli:
+    """The folder's stimuli, every one decoded once here so that a broken file is named before
+    any model runs."""
     order = meta.get("stimuli")
     if (folder / "stimuli").is_dir():
-        return from_folder(folder / "stimuli", order, meta["name"])
-    if (folder / "stimuli.zip").is_file():
-        return from_zip(folder / "stimuli.zip", order, meta["name"])
-    raise DataError(f"{folder}: no stimuli/ folder or stimuli.zip; put the images in one of them")
+        stimuli = from_folder(folder / "stimuli", order, meta["name"])
+    elif (folder / "stimuli.zip").is_file():
+        stimuli = from_zip(folder / "stimuli.zip", order, meta["name"])
+    else:
+        raise DataError(
+            f"{folder}: no stimuli/ folder or stimuli.zip; put the images in one of them"
+        )
+    for i in range(len(stimuli)):
+        stimuli.read(i)
+    return stimuli
 
 
 def _data_file(folder: Path, kind: str) -> Path:

@@ -99,7 +99,6 @@ def run_experiment(cfg: MainConfig) -> Path:
             data_root=cfg.data_root,
             out=str(report_dir),
             progress=cfg.progress,
-            skip_scored=True,
             bench_options=options,
         )
     )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from nmnc.checkpoint import load_checkpoint, weights_hash
+from nmnc.checkpoint import load_checkpoint, torch_load, weights_hash
+from nmnc.data.unpickle import code_names
 from nmnc.errors import DataError, NmncError, UnknownNameError
 from nmnc.models import MODELS, build_model
 
@@ -125,8 +126,14 @@ def _torchvision_weights(name: str, path: Path, spec: str) -> tuple[dict, int]:
     if not path.is_file():
         raise DataError(f"model '{spec}': no weights file {path}; {fix}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load(path)
     except Exception as err:  # torch.load raises many types for files it cannot read
+        code = code_names(path)
+        if code:
+            raise DataError(
+                f"{path} is a pickle that names {', '.join(code[:3])}: code, not weights; nothing "
+                f"in it was run; delete it and {fix}"
+            ) from None
         why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path} cannot be read by torch.load ({why}); {fix}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -268,7 +268,7 @@ def materials_for(c: pd.DataFrame, results: Path, extra: dict) -> dict:
         print(
             f"report: {len(missing)} committed rows have no per-stimulus artefact "
             f"(scored before artefacts were kept, or public benchmarks); their intervals are "
-            "over seeds only (rescore with --skip-scored to recover them)",
+            "over seeds only (rerun the same score command to recover them)",
             file=sys.stderr,
         )
     return mats

@@ -9,7 +9,7 @@ import dataclasses
 import fcntl
 import io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,24 +70,28 @@ def _header(f) -> list[str]:
     return next(csv.reader([first])) if first.strip() else []
 
 
-def append_rows(path: str | Path, rows: Iterable[ResultRow | Mapping]) -> None:
+def append_rows(
+    path: str | Path,
+    rows: Iterable[ResultRow | Mapping],
+    replaces: Callable[[dict], bool] | None = None,
+) -> None:
     """Append rows to the CSV table at ``path`` (created with a header if absent), under a file
-    lock.
+    lock; with ``replaces``, the old rows it is true for are dropped in the same step.
 
-    A table written before some columns existed is rewritten whole (atomically, under the lock)
-    with today's header first, so no column of a new row is dropped.
+    A table written before some columns existed, or one losing rows, is rewritten whole
+    (atomically, under the lock) with today's header first, so no column of a new row is dropped.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dicts = [_as_dict(r) for r in rows]
-    while not _append_locked(path, dicts):
+    while not _append_locked(path, dicts, replaces):
         pass  # another writer replaced the file while this one waited for its lock: reopen
 
 
 REQUIRED = ("model", "benchmark", "layer", "committed", "score")  # what makes a table ours
 
 
-def _append_locked(path: Path, dicts: list[dict]) -> bool:
+def _append_locked(path: Path, dicts: list[dict], replaces=None) -> bool:
     """Append under the lock; False when the file was replaced before the lock was taken. The
     rows land whole or not at all: a failed write (a full disk) is cut back to the old end."""
     from nmnc.errors import DataError
@@ -105,8 +109,8 @@ def _append_locked(path: Path, dicts: list[dict]) -> bool:
                     f"lacks {', '.join(missing)}); nothing was appended: give another --out folder"
                 )
             columns = header or COLUMNS
-            if set(COLUMNS) - set(columns):
-                _upgrade(path, f, dicts)  # old rows and these, under today's header
+            if set(COLUMNS) - set(columns) or (header and replaces is not None):
+                _rewrite(path, f, dicts, replaces)  # old rows and these, under today's header
                 return True
             end = f.seek(0, os.SEEK_END)
             buf = io.StringIO()
@@ -138,13 +142,14 @@ def _write_whole(fd: int, data: bytes, end: int, path: Path) -> None:
         ) from None
 
 
-def _upgrade(path: Path, f, new: list[dict]) -> None:
-    """Replace the table open as ``f`` (atomically) by its rows and ``new`` under every column of
-    :data:`COLUMNS`; old rows keep their values and leave the new columns empty."""
+def _rewrite(path: Path, f, new: list[dict], replaces=None) -> None:
+    """Replace the table open as ``f`` (atomically) by its rows (less those ``replaces`` is true
+    for) and ``new`` under every column of :data:`COLUMNS`; old rows keep their values and leave
+    new columns empty."""
     from nmnc.io import atomic_path
 
     f.seek(0)
-    old = list(csv.DictReader(f))
+    old = [r for r in csv.DictReader(f) if replaces is None or not replaces(r)]
     with atomic_path(path, suffix=".csv") as tmp:
         with open(tmp, "w", newline="") as out:
             w = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")

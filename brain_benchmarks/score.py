@@ -20,12 +20,13 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nmnc.cli import entry, parser, print_config
+from nmnc.cli import entry, parser, print_config, writable
 from nmnc.config import parse_sets
 from nmnc.errors import NmncError, UnknownNameError
 from nmnc.models import MODELS
@@ -67,8 +68,9 @@ class ScoreConfig:
     download: bool = False  # download missing benchmark data into the cache
     out: str | None = None  # folder: rows are appended to <out>/results.csv
     progress: bool = True
-    # skip (checkpoint_hash, benchmark, version) already in <out>/results.csv
-    skip_scored: bool = False
+    # (checkpoint_hash, benchmark, version, settings) already in <out>/results.csv are skipped;
+    # with rescore they are scored again and their old rows replaced
+    rescore: bool = False
     # benchmark id -> its settings, e.g. {"Cowley2023.V4-pls": {"sessions": ["210325"]}}
     bench_options: dict = field(default_factory=dict)
     # build zoo models without weights from their recipe (else a one-line error)
@@ -87,6 +89,7 @@ def results_path(out: str | None) -> Path | None:
             f"--out is a folder (rows go to DIR/{RESULTS}); got the file path {out}; "
             f"give the folder, e.g. --out {folder.parent}"
         )
+    writable(folder, "--out", f"{RESULTS}")
     return folder / RESULTS
 
 
@@ -363,12 +366,12 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     """
     check(cfg)
     results = results_path(cfg.out)
-    if cfg.skip_scored and results is None:
-        raise NmncError("skipping scored pairs needs the results folder: give --out DIR")
+    if cfg.rescore and results is None:
+        raise NmncError("--rescore replaces rows in DIR/results.csv: give --out DIR")
     benches = load_benchmarks(cfg)
     # public ones last: they fix the regions our own benchmarks chose layers for
     benches.sort(key=lambda b: isinstance(b, BenchmarkInfo))
-    done = scored_pairs(results) if cfg.skip_scored else {}
+    done = scored_pairs(results)
     folder = artefacts_dir(results)
     rows = []
     for spec in cfg.models:
@@ -377,7 +380,7 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
             key = (model.hash, bench.id, bench.version, settings_json(bench))
             old = (*key[:3], "")  # a table written before the settings column
             key = key if key in done else old
-            if key in done:
+            if key in done and not cfg.rescore:
                 print(
                     f"skipped {spec} on {bench.id} (version {bench.version}): "
                     f"its weights {model.hash} "
@@ -392,9 +395,22 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
             chosen = chosen_layers(results, model) if isinstance(bench, BenchmarkInfo) else None
             new = score_pair(model, bench, cfg.progress, folder, chosen)
             if results is not None:
-                append_rows(results, new)
+                append_rows(results, new, same_pair(key) if key in done else None)
             rows += new
     return rows
+
+
+def same_pair(key: tuple) -> Callable[[dict], bool]:
+    """Whether a results row (CSV strings) is of the (checkpoint_hash, benchmark, version,
+    settings) ``key``: the rows a rescore replaces."""
+    want = tuple(str(k) for k in key)
+    n = 4 if want[3] else 3  # a key from a table written before the settings column: 3 parts
+
+    def match(row: dict) -> bool:
+        got = (row.get("checkpoint_hash"), row.get("benchmark"), row.get("version"))
+        return (*got, row.get("settings") or "")[:n] == want[:n]
+
+    return match
 
 
 def print_table(rows: list[ResultRow]) -> None:
@@ -464,7 +480,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         download=args.download,
         out=args.out,
         progress=not args.quiet,
-        skip_scored=args.skip_scored,
+        rescore=args.rescore,
         build=not args.no_build,
         run=run_settings(args.sets),
     )
@@ -504,9 +520,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="a zoo model without weights is an error instead of being built from its recipe",
     )
     p.add_argument(
-        "--skip-scored",
+        "--rescore",
         action="store_true",
-        help="skip weights and benchmarks already in DIR/results.csv (one line each on stderr)",
+        help="score weights and benchmarks already in DIR/results.csv again and replace their rows "
+        "(by default they are skipped, one line each on stderr)",
     )
     return p
 

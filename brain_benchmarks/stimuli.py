@@ -128,4 +128,6 @@ def _open(data: bytes, where) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data)).convert("RGB")
     except Exception as err:  # PIL raises several types for broken files
-        raise DataError(f"cannot read image {where}: {err}") from None
+        raise DataError(
+            f"cannot read image {where}: {err}; replace it with an intact copy"
+        ) from None

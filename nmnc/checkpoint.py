@@ -14,10 +14,12 @@ size and seed, classes, mean, std, input size, augmentation), ``metrics``, ``pro
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import platform
 import subprocess
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from .data.unpickle import code_names
 from .errors import CheckpointError
 from .io import atomic_path
 
@@ -244,9 +247,19 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **payload}
+    buf = io.BytesIO()  # serialised first, so a full disk is a plain OSError from the write
+    torch.save(payload, buf)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getbuffer())
     return path
+
+
+def torch_load(path: Path, map_location="cpu"):
+    """``torch.load(weights_only=True)`` without torch's warning about pickle protocols (a file
+    with a newer protocol is refused or read all the same; the user can do nothing about it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
@@ -261,8 +274,14 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
             "'python -m nmnc.train --out DIR'"
         )
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch_load(path, map_location)
     except pickle.UnpicklingError as err:
+        code = code_names(path)
+        if code:
+            raise CheckpointError(
+                f"{path} is a pickle that names {', '.join(code[:3])}: code, not checkpoint data; "
+                "nothing in it was run; delete it and give a checkpoint from 'python -m nmnc.train'"
+            ) from None
         if "Unsupported global" in str(err):
             raise CheckpointError(
                 f"{path} holds pickled Python objects beyond plain tensors and types, "

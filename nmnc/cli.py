@@ -17,7 +17,14 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from .errors import run_cli
+from .errors import NmncError, run_cli
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one-line NmncErrors (exit code 2, no usage block)."""
+
+    def error(self, message: str):
+        raise NmncError(f"{message}; see '{self.prog} --help'")
 
 
 def parser(
@@ -42,7 +49,7 @@ def parser(
     if parent is not None:
         p = parent.add_parser(name, help=description.split("\n")[0], **kw)
     else:
-        p = argparse.ArgumentParser(prog=prog, **kw)
+        p = _Parser(prog=prog, **kw)
     if out is not None:
         p.add_argument("--out", metavar="DIR", help=out)
     if sets is not None:
@@ -89,17 +96,43 @@ def require_out(args: argparse.Namespace, what: str) -> str:
 
 
 def out_dir(path: str, what: str, flag: str = "--out") -> str:
-    """An output folder: refused with one line when it names an existing file."""
+    """An output folder, checked before any work: one line when it names an existing file or a
+    place this process cannot write (read-only, no permission, a file on the way)."""
     from pathlib import Path
 
-    from .errors import NmncError
-
-    if Path(path).exists() and not Path(path).is_dir():
+    p = Path(path)
+    if p.exists() and not p.is_dir():
         raise NmncError(
             f"{flag} {path} is an existing file; {flag} takes a folder (for {what}); "
             "give a folder path"
         )
+    writable(p, flag, what)
     return path
+
+
+def writable(folder, flag: str = "--out", what: str = "the output") -> None:
+    """A one-line error unless ``folder`` (existing or not) can be created and written: probed
+    with an empty temporary folder in its nearest existing ancestor, which is removed again."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(folder).absolute()
+    base = folder
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise NmncError(
+            f"{flag} {folder} cannot be created: {base} is a file, not a folder; "
+            f"give a folder path for {what}"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nmnc-write-check-", dir=base))
+    except OSError as err:
+        raise NmncError(
+            f"{flag} {folder} cannot be written ({err.strerror} in {base}); "
+            f"give a folder you can write for {what}"
+        ) from None
 
 
 def results_file(path: str) -> str:

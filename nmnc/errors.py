@@ -38,6 +38,10 @@ class CheckpointError(NmncError):
     """A checkpoint that is missing, truncated or not written by nmnc."""
 
 
+class WriteError(NmncError):
+    """A file could not be written (no space, no permission); the old file is unchanged."""
+
+
 class TrainingDiverged(NmncError):
     """The loss became non-finite; the last good checkpoint is kept."""
 

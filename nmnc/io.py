@@ -8,6 +8,7 @@ a folder for as long as it works in it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -18,18 +19,42 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
+
+    A write that fails for lack of space or permission leaves ``path`` as it was and is a one-line
+    :class:`~nmnc.errors.NmncError` naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         if tmp.exists():
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise write_error(path, err) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# failures of a write that the user fixes (space, quota, permissions, read-only disks)
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+
+
+def write_error(path: Path, err: OSError):
+    """The one-line error for a failed write of ``path`` (which was left as it was)."""
+    from .errors import WriteError
+
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free space on that disk or choose another folder"
+    else:
+        fix = "make the folder writable or choose another one"
+    return WriteError(f"could not write {path} ({err.strerror}); it is as it was before: {fix}")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -31,6 +31,19 @@ class LogBar(_tqdm):
     def clear(self, *_, **__):  # nothing to wipe: lines are kept
         pass
 
+    # a new postfix or description shows with the next interval's line, not as a line of its own
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s="", refresh=True):
+        super().set_postfix_str(s, refresh=False)
+
+    def set_description(self, desc=None, refresh=True):
+        super().set_description(desc, refresh=False)
+
+    def set_description_str(self, desc=None, refresh=True):
+        super().set_description_str(desc, refresh=False)
+
 
 def tqdm(*args, **kwargs):
     """``tqdm.auto.tqdm`` on a terminal; :class:`LogBar` when the output is not one."""

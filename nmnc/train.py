@@ -172,7 +172,6 @@ def main(argv=None) -> int:
         if args.print_config:
             ckpt = load_checkpoint(Path(args.resume) / "checkpoint.pt")
             return print_config(config_from_checkpoint(ckpt, out=args.resume, **changes))
-        print(f"resuming {args.resume}", file=sys.stderr)
         result = resume(args.resume, progress, **changes)
     else:
         cfg = config_from_args(args)

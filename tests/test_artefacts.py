@@ -14,7 +14,7 @@ from brain_benchmarks.score import ScoreConfig, score
 MONKEY = "Kriegeskorte2008.monkeyIT-rsa"
 
 
-def test_scoring_keeps_artefacts_and_a_skip_scored_rerun_recovers_them(
+def test_scoring_keeps_artefacts_and_a_rerun_recovers_them(
     tmp_path, monkeypatch, data_root, capsys
 ):
     monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
@@ -27,7 +27,7 @@ def test_scoring_keeps_artefacts_and_a_skip_scored_rerun_recovers_them(
     assert stats.point_scores([material])[0] == pytest.approx(row.score, abs=1e-12)
     path.unlink()  # a table scored before artefacts were kept
     capsys.readouterr()
-    assert score(ScoreConfig(**{**cfg.__dict__, "skip_scored": True})) == []
+    assert score(cfg) == []  # a rerun skips scored pairs
     err = capsys.readouterr().err
     assert "skipped pixels" in err and f"recovered its per-stimulus artefact {path}" in err
     again = load_artefact(path)

@@ -161,6 +161,21 @@ def test_too_few_images(isolated, jpegs, capsys):
     assert "5 images, and kind 'rsa' needs at least 6" in refused(isolated, capsys, rsa)
 
 
+def test_a_corrupt_stimulus_is_named(isolated, jpegs, capsys):
+    folder = make_folder(isolated, jpegs, "rsa", N_RSA)
+    bad = folder / "stimuli" / "img_003.jpg"
+    bad.write_bytes(bad.read_bytes()[:40])  # cut off, as by a failed copy
+    assert f"cannot read image {bad}" in refused(isolated, capsys, folder)
+
+
+def test_quiet_scoring_is_silent(isolated, jpegs, capsys):
+    """--quiet: no progress bars (the PLS fits' included), tables or library warnings."""
+    folder = make_folder(isolated, jpegs, "neural", N_NEURAL, splits=3)
+    argv = ["--model", "random:cnn", "--benchmark", str(folder), "--out", str(isolated / "o")]
+    assert run_cli(score_main, [*argv, "--quiet"], "brain_benchmarks.score") == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_one_repeat_is_no_ceiling(isolated, jpegs, capsys):
     folder = make_folder(isolated, jpegs, "neural", N_NEURAL, max_features=0)
     np.save(folder / "responses.npy", trials(jpegs, repeats=1))

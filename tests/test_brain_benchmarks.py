@@ -520,10 +520,7 @@ def test_rows_are_appended_per_pair_and_scored_pairs_skipped(isolated, data_root
     err = capsys.readouterr().err
     assert "zoo model 'bp_cnn' has no weights" in err and len(err.strip().splitlines()) == 1
     assert len(read_results(out / "results.csv")) == 2
-    assert (
-        run_cli(score_main, args + ["--benchmark", "Kriegeskorte2008.humanIT-rsa", "--skip-scored"])
-        == 0
-    )
+    assert run_cli(score_main, args + ["--benchmark", "Kriegeskorte2008.humanIT-rsa"]) == 0
     skipped = [line for line in capsys.readouterr().err.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 1 and "Kriegeskorte2008.monkeyIT-rsa" in skipped[0]
     df = read_results(out / "results.csv")
@@ -594,8 +591,9 @@ def test_list_shows_models_then_benchmarks(isolated, capsys):
     from brain_benchmarks.brainscore_adapter import PUBLIC
 
     assert set(PUBLIC_INFO) == set(PUBLIC)  # every public benchmark has its region and species
-    with pytest.raises(SystemExit, match="2"):  # the old flags are gone
-        score_main(["--list-benchmarks"])
+    assert run_cli(score_main, ["--list-benchmarks"]) == 2  # the old flags are gone
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unrecognized arguments: --list-benchmarks" in err[0]
 
 
 def test_model_ids(isolated, monkeypatch):

@@ -201,7 +201,8 @@ def test_progress_in_a_log_is_lines_not_redraws():
 
     log = io.StringIO()
     bar = tqdm(total=1000, desc="train", unit="step", file=log, leave=False)
-    for _ in range(1000):
+    for i in range(1000):
+        bar.set_postfix(loss=f"{1 / (i + 1):.3f}")  # as training does each step
         bar.update(1)
     bar.close()
     lines = log.getvalue().splitlines()

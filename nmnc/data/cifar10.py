@@ -145,14 +145,25 @@ def _cached(source: Path, read):
     return (xtr, ytr), (xte, yte)
 
 
-def _decode(blobs: list[bytes]) -> np.ndarray:
+def _decode(items: list[tuple[str, bytes]]) -> np.ndarray:
+    """RGB arrays of (name, encoded image) pairs; a file PIL cannot read is a one-line error
+    naming it."""
     from PIL import Image
 
-    return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs])
+    out = []
+    for name, data in items:
+        try:
+            out.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's errors for a broken image
+            raise DataError(
+                f"cifar10: cannot read image {name} ({err}); replace or delete that file"
+            ) from None
+    return np.stack(out)
 
 
-def _decode_all(blobs: list[bytes]) -> np.ndarray:
-    chunks = [blobs[i : i + 5000] for i in range(0, len(blobs), 5000)]
+def _decode_all(names: list[str], blobs: list[bytes]) -> np.ndarray:
+    items = list(zip(names, blobs))
+    chunks = [items[i : i + 5000] for i in range(0, len(items), 5000)]
     workers = min(len(chunks), os.cpu_count() or 1)
     if workers <= 1:
         return np.concatenate([_decode(c) for c in chunks])
@@ -187,13 +198,12 @@ def _read_zip(path: Path):
                 members.sort()
                 blobs = [zf.read(m) for m, _ in members]
                 labels = np.array([CLASSES.index(c) for _, c in members], np.int64)
-                result.append((_decode_all(blobs), labels))
+                names = [f"{path}:{m}" for m, _ in members]
+                result.append((_decode_all(names, blobs), labels))
     except (zipfile.BadZipFile, OSError) as err:
         raise DataError(
             f"cifar10: {path} is not a readable zip ({err}); replace it with an intact copy"
         ) from None
-    except (ValueError, SyntaxError) as err:  # PIL on a broken image
-        raise DataError(f"cifar10: {path} holds an image PIL cannot read ({err})") from None
     return tuple(result)
 
 
@@ -208,4 +218,6 @@ def _read_folder(folder: Path):
             f"cifar10: {folder} has no <class>/<image> files with the CIFAR-10 class names"
         )
     blobs = [Path(m).read_bytes() for m, _ in members]
-    return _decode_all(blobs), np.array([CLASSES.index(c) for _, c in members], np.int64)
+    return _decode_all([m for m, _ in members], blobs), np.array(
+        [CLASSES.index(c) for _, c in members], np.int64
+    )

@@ -43,3 +43,56 @@ def load(f, allowed: frozenset = NUMPY_ARRAYS, encoding: str = "ASCII"):
     u = _Restricted(f, encoding=encoding)
     u.allowed = allowed
     return u.load()
+
+
+# what torch's own checkpoints name besides torch itself (all plain data)
+_DATA_GLOBALS = ("collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.slice")
+
+
+def named_globals(path) -> list[str]:
+    """``module.name`` of every class or function a pickle file names (for a torch zip file, its
+    ``data.pkl``), read with :mod:`pickletools` without running anything; [] when unreadable."""
+    import io
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                member = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                data = zf.read(member) if member else b""
+        else:
+            with open(path, "rb") as f:
+                data = f.read(64 << 20)
+    except (OSError, zipfile.BadZipFile):
+        return []
+    names, recent, memo = [], [], {}
+    try:
+        for op, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif "UNICODE" in op.name:
+                recent.append(arg)
+            elif op.name == "MEMOIZE":
+                memo[len(memo)] = recent[-1] if recent else None
+            elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                memo[int(arg)] = recent[-1] if recent else None
+            elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+                recent.append(memo.get(int(arg)))
+            elif op.name == "STACK_GLOBAL" and len(recent) >= 2:
+                names.append(f"{recent[-2]}.{recent[-1]}")
+    except Exception:  # a damaged stream: report what was read before the damage
+        pass
+    return names
+
+
+def code_names(path) -> list[str]:
+    """The names in a pickle file that are neither torch's nor plain containers: functions or
+    classes a payload would call (``posix.system``, ``builtins.eval``)."""
+    return sorted(
+        {
+            n
+            for n in named_globals(path)
+            if not n.startswith(("torch.", "torch._")) and n not in _DATA_GLOBALS
+        }
+    )

@@ -21,7 +21,9 @@ class NMNCSettings:
     mode: str = "layerwise"  # 'layerwise' or 'all'
     layers: str = "all"
     max_batch: int = 4096
-    k: int = 32  # manifold dimension (the cap when k_rule is adaptive: k_max)
+    # manifold dimension (the cap when k_rule is adaptive: k_max); a layer smaller than k uses its
+    # size, and a k larger than every layer is refused
+    k: int = 32
     k_rule: str = (
         "fixed"  # 'fixed', 'variance' (explained-variance threshold) or 'pr' (participation ratio)
     )
@@ -90,6 +92,12 @@ class NMNC(NoiseRule):
             )
             for i, name in enumerate(self.layers)
         }
+        largest = max(m.dim for m in self.manifolds.values())
+        if s.k_rule == "fixed" and s.k > largest:
+            raise NmncError(
+                f"k={s.k} is larger than every layer's manifold (at most {largest} dimensions in "
+                f"space={s.space}); choose k from 1 to {largest} (each layer uses at most its size)"
+            )
 
     def observe(self, acts):
         for name, m in self.manifolds.items():

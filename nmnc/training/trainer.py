@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,8 +17,8 @@ from ..checkpoint import Checkpoint, assemble, load_checkpoint, save_checkpoint
 from ..config import TrainConfig, check
 from ..data import load_dataset
 from ..data.splits import balanced_subset, step_generator
-from ..errors import NmncError, TrainingDiverged
-from ..io import atomic_write_text, exclusive
+from ..errors import NmncError, TrainingDiverged, WriteError
+from ..io import WRITE_ERRNOS, atomic_write_text, exclusive, write_error
 from ..models import MODELS, build_model
 from ..progress import tqdm
 from ..rules import build_rule
@@ -206,7 +207,20 @@ class Run:
                     f"{self.out} already holds a run; pass --resume {self.out} to continue it, "
                     "or choose another --out"
                 )
-            return self._train(stop_after)
+            try:
+                return self._train(stop_after)
+            except (OSError, WriteError) as err:
+                if isinstance(err, OSError) and err.errno not in WRITE_ERRNOS:
+                    raise
+                if isinstance(err, OSError):
+                    err = write_error(Path(err.filename or self.out / "metrics.jsonl"), err)
+                kept = (
+                    f"the checkpoint of step {self.saved_step} is kept and "
+                    f"'--resume {self.out}' continues from it"
+                    if self.saved_step is not None
+                    else "no checkpoint had been written yet"
+                )
+                raise WriteError(f"{err} (at step {self.step}); {kept}") from None
 
     def _train(self, stop_after: int | None) -> TrainResult:
         cfg = self.cfg
@@ -444,7 +458,9 @@ def resume(out: str | Path, progress: bool = True, **changes) -> TrainResult:
     """Continue the run saved in ``out`` (``changes`` may extend steps or move data_root/device)."""
     ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
     cfg = config_from_checkpoint(ckpt, out=str(out), **changes)
-    return Run(cfg, resume_from=ckpt, progress=progress).train()
+    run = Run(cfg, resume_from=ckpt, progress=progress)  # checks the weights fit
+    print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
+    return run.train()
 
 
 # settings that do not change what a run learns: a run may be continued under other values
@@ -503,7 +519,6 @@ def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     A run folder that holds a run with other settings is refused with one line naming them, so
     changed settings never reuse old weights.
     """
-    import sys
 
     ckpt = check_run_folder(cfg)
     if ckpt is None:
@@ -522,6 +537,5 @@ def train_or_resume(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             c["elapsed"],
             ckpt.val_acc,
         )
-    print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
     runtime = {k: getattr(cfg, k) for k in RUNTIME_KEYS if k != "out"}  # these may change on resume
     return resume(out, progress, **runtime)
