@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,10 @@ def _bs():
     # processes (~/.result_caching): a model or stimulus set that changes under the same name gets
     # stale results back (measured: a plugin's pinned score). Our own caches key on content.
     os.environ.setdefault("RESULTCACHING_DISABLE", "1")
-    import brainscore_vision  # noqa: F401
+    with warnings.catch_warnings():  # its Score class's FutureWarning about xarray __slots__
+        warnings.filterwarnings("ignore", message="xarray subclass", category=FutureWarning)
+        import brainscore_core.metrics  # noqa: F401
+        import brainscore_vision  # noqa: F401
 
     return brainscore_vision
 
@@ -404,9 +408,10 @@ def missing_public_files(benchmark: str) -> list[str]:
     ]
 
 
-def score_public(benchmark: str, commitment):
+def score_public(benchmark: str, commitment, progress: bool = True):
     """Run a public Brain-Score benchmark on a ModelCommitment; offline without its files, a clear
-    error at once."""
+    error at once. Without ``progress``, Brain-Score's own bars (activations, cross-validation)
+    are not shown: they write to stderr, which is closed to them for the run."""
     from nmnc.errors import DataError
 
     missing = missing_public_files(benchmark)
@@ -418,9 +423,15 @@ def score_public(benchmark: str, commitment):
             "Brain-Score downloads them from its S3 bucket "
             "brainscore-storage/brainio-brainscore when online)"
         )
+    import contextlib
+
     bs = _bs()
     try:
-        return bs.load_benchmark(benchmark)(commitment)
+        with contextlib.ExitStack() as stack:
+            if not progress:
+                devnull = stack.enter_context(open(os.devnull, "w"))
+                stack.enter_context(contextlib.redirect_stderr(devnull))
+            return bs.load_benchmark(benchmark)(commitment)
     except Exception as err:  # botocore and friends: never shown raw
         if (
             "botocore" in type(err).__module__

@@ -59,6 +59,27 @@ def reduction_tag(pool: str, max_features: int, basis_images: Stimuli | None = N
     return tag
 
 
+def new_memmap(tmp: Path, path: Path, shape: tuple[int, int]) -> np.memmap:
+    """A float32 ``.npy`` memory map at ``tmp`` (later renamed to ``path``) with every block
+    allocated now: a full disk is a one-line error naming ``path``, not a SIGBUS when a page is
+    first written."""
+    from nmnc.io import WRITE_ERRNOS, write_error
+
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, err) from None
+    return out
+
+
 def extract(
     model: ScoredModel,
     stimuli: Stimuli,
@@ -176,9 +197,7 @@ def _run(model, stimuli, layers, paths, batch, pool, bases, progress):
                     tmps[layer] = paths[layer].with_name(
                         f".{paths[layer].stem}.{os.getpid()}.tmp.npy"
                     )
-                    outs[layer] = np.lib.format.open_memmap(
-                        tmps[layer], mode="w+", dtype=np.float32, shape=(N, h.shape[1])
-                    )
+                    outs[layer] = new_memmap(tmps[layer], paths[layer], (N, h.shape[1]))
                 outs[layer][start : start + len(imgs)] = h.numpy()
             bar.update(len(imgs))
         for layer in layers:

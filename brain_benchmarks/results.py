@@ -74,9 +74,12 @@ def append_rows(
     path: str | Path,
     rows: Iterable[ResultRow | Mapping],
     replaces: Callable[[dict], bool] | None = None,
-) -> None:
+    unless: Callable[[dict], bool] | None = None,
+) -> bool:
     """Append rows to the CSV table at ``path`` (created with a header if absent), under a file
-    lock; with ``replaces``, the old rows it is true for are dropped in the same step.
+    lock; with ``replaces``, the old rows it is true for are dropped in the same step. With
+    ``unless``, nothing is written when an old row makes it true (another process wrote those
+    rows meanwhile); returns whether the rows were written.
 
     A table written before some columns existed, or one losing rows, is rewritten whole
     (atomically, under the lock) with today's header first, so no column of a new row is dropped.
@@ -84,23 +87,25 @@ def append_rows(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dicts = [_as_dict(r) for r in rows]
-    while not _append_locked(path, dicts, replaces):
+    while (done := _append_locked(path, dicts, replaces, unless)) is None:
         pass  # another writer replaced the file while this one waited for its lock: reopen
+    return done
 
 
 REQUIRED = ("model", "benchmark", "layer", "committed", "score")  # what makes a table ours
 
 
-def _append_locked(path: Path, dicts: list[dict], replaces=None) -> bool:
-    """Append under the lock; False when the file was replaced before the lock was taken. The
-    rows land whole or not at all: a failed write (a full disk) is cut back to the old end."""
+def _append_locked(path: Path, dicts: list[dict], replaces=None, unless=None) -> bool | None:
+    """Append under the lock; None when the file was replaced before the lock was taken, False
+    when ``unless`` holds for an old row. The rows land whole or not at all: a failed write (a
+    full disk) is cut back to the old end."""
     from nmnc.errors import DataError
 
     with open(path, "a+", newline="") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
-                return False
+            if not path.exists() or os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
+                return None
             header = _header(f)
             missing = [c for c in REQUIRED if header and c not in header]
             if missing:
@@ -109,6 +114,10 @@ def _append_locked(path: Path, dicts: list[dict], replaces=None) -> bool:
                     f"lacks {', '.join(missing)}); nothing was appended: give another --out folder"
                 )
             columns = header or COLUMNS
+            if unless is not None and header:
+                f.seek(0)
+                if any(unless(r) for r in csv.DictReader(f)):
+                    return False
             if set(COLUMNS) - set(columns) or (header and replaces is not None):
                 _rewrite(path, f, dicts, replaces)  # old rows and these, under today's header
                 return True
@@ -136,6 +145,8 @@ def _write_whole(fd: int, data: bytes, end: int, path: Path) -> None:
         os.fsync(fd)
     except OSError as err:
         os.ftruncate(fd, end)
+        if end == 0:  # the table did not exist before this append
+            path.unlink(missing_ok=True)
         raise DataError(
             f"could not append to {path} ({err.strerror or err}); the table is as it was before: "
             "free some space or give another --out folder"
@@ -149,10 +160,12 @@ def _rewrite(path: Path, f, new: list[dict], replaces=None) -> None:
     from nmnc.io import atomic_path
 
     f.seek(0)
-    old = [r for r in csv.DictReader(f) if replaces is None or not replaces(r)]
+    reader = csv.DictReader(f)
+    old = [r for r in reader if replaces is None or not replaces(r)]
+    extra = [c for c in reader.fieldnames or [] if c not in COLUMNS]  # a user's own columns
     with atomic_path(path, suffix=".csv") as tmp:
         with open(tmp, "w", newline="") as out:
-            w = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+            w = csv.DictWriter(out, fieldnames=COLUMNS + extra, extrasaction="ignore")
             w.writeheader()
             w.writerows(old + new)
 

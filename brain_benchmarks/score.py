@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -90,7 +91,13 @@ def results_path(out: str | None) -> Path | None:
             f"give the folder, e.g. --out {folder.parent}"
         )
     writable(folder, "--out", f"{RESULTS}")
-    return folder / RESULTS
+    table = folder / RESULTS
+    if table.exists() and not (table.is_file() and os.access(table, os.R_OK | os.W_OK)):
+        raise NmncError(
+            f"{table} is {'not a file' if not table.is_file() else 'not readable and writable'}; "
+            "rows are appended to it: fix it or give another --out folder"
+        )
+    return table
 
 
 def load_benchmarks(cfg: ScoreConfig) -> list[Benchmark | BenchmarkInfo]:
@@ -262,7 +269,7 @@ def score_pair(
     regions for a public Brain-Score benchmark."""
     t = time.perf_counter()
     if isinstance(bench, BenchmarkInfo):
-        return [public_row(model, bench, t, committed)]
+        return [public_row(model, bench, t, committed, progress)]
     rows = bench.score(features_of(model, bench, progress))
     if artefacts is not None:
         save_units(artefacts.parent, model, bench, rows)
@@ -274,7 +281,11 @@ def score_pair(
 
 
 def public_row(
-    model: ScoredModel, info: BenchmarkInfo, t0: float, committed: dict | None = None
+    model: ScoredModel,
+    info: BenchmarkInfo,
+    t0: float,
+    committed: dict | None = None,
+    progress: bool = True,
 ) -> ResultRow:
     """A public Brain-Score benchmark scored on a ModelCommitment of this model: regions in
     ``committed`` (chosen on data) are fixed, Brain-Score selects the others; the row records the
@@ -285,7 +296,7 @@ def public_row(
     commitment, region_map = model_commitment(
         ident, model.net, model.layers, model.input_size, model.mean, model.std, committed
     )
-    s = score_public(info.id, commitment)
+    s = score_public(info.id, commitment, progress)
     v = float(s.values) if s.size == 1 else float(s.sel(aggregation="center"))
     raw = s.attrs.get("raw")
     raw_v = float(np.asarray(raw).ravel()[0]) if raw is not None else None
@@ -377,9 +388,9 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     for spec in cfg.models:
         model = resolve_model(spec, cfg.build, cfg.run, cfg.progress, cfg.data_root)
         for bench in benches:
-            key = (model.hash, bench.id, bench.version, settings_json(bench))
-            old = (*key[:3], "")  # a table written before the settings column
-            key = key if key in done else old
+            full = (model.hash, bench.id, bench.version, settings_json(bench))
+            old = (*full[:3], "")  # a table written before the settings column
+            key = full if full in done or old not in done else old
             if key in done and not cfg.rescore:
                 print(
                     f"skipped {spec} on {bench.id} (version {bench.version}): "
@@ -394,8 +405,16 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
                 continue
             chosen = chosen_layers(results, model) if isinstance(bench, BenchmarkInfo) else None
             new = score_pair(model, bench, cfg.progress, folder, chosen)
-            if results is not None:
-                append_rows(results, new, same_pair(key) if key in done else None)
+            if results is None:
+                pass
+            elif key in done:  # --rescore
+                append_rows(results, new, replaces=same_pair(key))
+            elif not append_rows(results, new, unless=same_pair(full)):
+                print(
+                    f"{spec} on {bench.id} was scored meanwhile by another process into "
+                    f"{results}; its rows are kept and these not added",
+                    file=sys.stderr,
+                )
             rows += new
     return rows
 
@@ -403,12 +422,19 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
 def same_pair(key: tuple) -> Callable[[dict], bool]:
     """Whether a results row (CSV strings) is of the (checkpoint_hash, benchmark, version,
     settings) ``key``: the rows a rescore replaces."""
-    want = tuple(str(k) for k in key)
-    n = 4 if want[3] else 3  # a key from a table written before the settings column: 3 parts
+    weights, bench, version, settings = key
 
     def match(row: dict) -> bool:
-        got = (row.get("checkpoint_hash"), row.get("benchmark"), row.get("version"))
-        return (*got, row.get("settings") or "")[:n] == want[:n]
+        try:
+            same_version = float(row.get("version") or "nan") == version
+        except ValueError:
+            return False
+        return (
+            row.get("checkpoint_hash") == weights
+            and row.get("benchmark") == bench
+            and same_version
+            and (row.get("settings") or "") == settings
+        )
 
     return match
 

@@ -35,7 +35,7 @@ from nmnc.checkpoint import Checkpoint, load_checkpoint
 from nmnc.cli import entry, out_dir, print_config, require_out, results_file
 from nmnc.cli import parser as make_parser
 from nmnc.errors import DataError, NmncError, UnknownNameError
-from nmnc.io import atomic_path, atomic_write_bytes
+from nmnc.io import WRITE_ERRNOS, atomic_path, atomic_write_bytes, replace_folder, write_error
 
 from . import plain
 from .registry import ZOO, variant_id, weights
@@ -316,15 +316,14 @@ def write_pin_data(pin: Pin, folder: Path, data_root: str | None) -> str:
         "splits": PIN_SPLITS,
     }
     dest = folder / name
-    work = dest.with_name(dest.name + ".partial")
+    work = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     shutil.rmtree(work, ignore_errors=True)
     (work / "stimuli").mkdir(parents=True)
     for i, f in enumerate(files):
         stimuli.read(i).save(work / "stimuli" / f, format="PNG")
     np.save(work / "responses.npy", np.asarray(data, dtype=np.float64))
     (work / "benchmark.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(work, dest)
+    replace_folder(work, dest)
     return name
 
 
@@ -417,6 +416,15 @@ def write_plugin(cfg: PluginConfig) -> dict:
     pins = [parse_pin(spec) for spec in cfg.pins]
     for pin in pins:
         check_pin(pin, committed, cfg.model)
+    try:
+        return _write_files(cfg, ckpt, ident, label, net, rows, committed, pins)
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise write_error(Path(err.filename or cfg.out), err) from None
+
+
+def _write_files(cfg: PluginConfig, ckpt, ident, label, net, rows, committed, pins) -> dict:
     out = Path(cfg.out)
     pin_root = out / "pin_data"  # local pins' data first: a bad session fails before any file
     named = [
@@ -433,7 +441,7 @@ def write_plugin(cfg: PluginConfig) -> dict:
             f"the weights ({wfile.stat().st_size / 2**20:.1f} MB) do not fit Brain-Score's 50 MB "
             f"zip limit; leave out --bundle-weights and publish {wfile} at --weights-url"
         )
-    work = folder.with_name(folder.name + ".partial")  # written whole, then swapped in
+    work = folder.with_name(f".{folder.name}.{os.getpid()}.partial")  # whole, then swapped in
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shutil.copy(Path(plain.__file__), work / "network.py")
@@ -444,19 +452,19 @@ def write_plugin(cfg: PluginConfig) -> dict:
     values = score_pins(work, ident, named, pin_root, wfile.parent) if named else []
     scored = [(p.public, name, v) for (p, name), v in zip(named, values)]
     (work / "test.py").write_text(test_py(ident, committed, scored))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(work, folder)
     zpath = out / f"{folder.name}.zip"
-    with atomic_path(zpath) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for f in sorted(folder.rglob("*")):
-            if f.is_file() and "__pycache__" not in f.parts:
-                zf.write(f, f.relative_to(out))  # the plugin folder only: never pin_data/
-    if zpath.stat().st_size > MAX_ZIP:
-        raise NmncError(
-            f"{zpath} is {zpath.stat().st_size / 2**20:.1f} MB, over Brain-Score's 50 MB limit; "
-            f"leave out --bundle-weights and publish {wfile} at --weights-url"
-        )
+    with atomic_path(zpath) as tmp:  # checked before anything of the old plugin is replaced
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(work.rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts:  # the plugin folder only
+                    zf.write(f, Path(folder.name) / f.relative_to(work))
+        if tmp.stat().st_size > MAX_ZIP:
+            shutil.rmtree(work, ignore_errors=True)
+            raise NmncError(
+                f"the plugin's zip is {tmp.stat().st_size / 2**20:.1f} MB, over Brain-Score's "
+                f"50 MB limit; leave out --bundle-weights and publish {wfile} at --weights-url"
+            )
+        replace_folder(work, folder)
     return {
         "identifier": ident,
         "folder": str(folder),

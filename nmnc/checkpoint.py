@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .data.unpickle import code_names
+from .data.unpickle import code_names, named_globals
 from .errors import CheckpointError
 from .io import atomic_path
 
@@ -282,10 +282,14 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
                 f"{path} is a pickle that names {', '.join(code[:3])}: code, not checkpoint data; "
                 "nothing in it was run; delete it and give a checkpoint from 'python -m nmnc.train'"
             ) from None
-        if "Unsupported global" in str(err):
+        others = sorted({n for n in named_globals(path) if not n.startswith("torch.")})
+        others = [n for n in others if n != "collections.OrderedDict"]
+        if others or "Unsupported global" in str(err):
+            named = f" ({', '.join(others[:3])})" if others else ""
             raise CheckpointError(
-                f"{path} holds pickled Python objects beyond plain tensors and types, "
-                "so it was not written by nmnc; give a checkpoint from 'python -m nmnc.train'"
+                f"{path} holds pickled Python objects{named} beyond plain tensors and types, "
+                "so it was not written by nmnc; nothing in it was run; give a checkpoint from "
+                "'python -m nmnc.train'"
             ) from None
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated or damaged); "
@@ -293,6 +297,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first.split(". ")[0]  # torch's first sentence; the rest is advice for its devs
         raise CheckpointError(
             f"{path} is not a readable checkpoint "
             f"(truncated, damaged or not a torch file: {first[:160]}); "

@@ -37,7 +37,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             raise
         raise write_error(path, err) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only disk refuses even this; there is nothing to remove
+            pass
 
 
 # failures of a write that the user fixes (space, quota, permissions, read-only disks)
@@ -55,6 +58,20 @@ def write_error(path: Path, err: OSError):
     else:
         fix = "make the folder writable or choose another one"
     return WriteError(f"could not write {path} ({err.strerror}); it is as it was before: {fix}")
+
+
+def replace_folder(work: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Put the finished folder ``work`` at ``dest``: the old ``dest`` is renamed aside first and
+    removed last, so a crash at any point leaves either folder whole on disk."""
+    import shutil
+
+    work, dest = Path(work), Path(dest)
+    old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(work, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -76,7 +93,12 @@ def exclusive(lock: str | os.PathLike, what: str) -> Iterator[None]:
     crashed run's lock is taken over by the next one."""
     from .errors import NmncError
 
-    f = open(lock, "a+")
+    try:
+        f = open(lock, "a+")
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise write_error(Path(lock), err) from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import entry, out_dir, print_config
+from .cli import entry, out_dir, print_config, writable
 from .cli import parser as make_parser
 from .config import TrainConfig, build_config, parse_sets
 from .data import DATASETS
@@ -172,6 +172,7 @@ def main(argv=None) -> int:
         if args.print_config:
             ckpt = load_checkpoint(Path(args.resume) / "checkpoint.pt")
             return print_config(config_from_checkpoint(ckpt, out=args.resume, **changes))
+        writable(args.resume, "--resume", "the run's next checkpoints")
         result = resume(args.resume, progress, **changes)
     else:
         cfg = config_from_args(args)

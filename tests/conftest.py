@@ -71,3 +71,23 @@ def chromium() -> str:
     if not found:
         pytest.fail("apt-get installed chromium but no chromium binary is on PATH")
     return found
+
+
+@pytest.fixture(scope="session")
+def read_only(tmp_path_factory):
+    """A folder this process cannot write: a permission bit where that binds (not root), else a
+    read-only tmpfs (root, as here and in CI), else sysfs, which refuses new folders."""
+    folder = tmp_path_factory.mktemp("ro")
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        yield Path("/sys/nmnc-test")
+        return
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)

@@ -162,3 +162,123 @@ def test_a_corrupt_image_in_a_training_set_is_named(tmp_path, monkeypatch):
     bad.write_bytes(bad.read_bytes()[:40])  # cut off, as by a failed copy
     with pytest.raises(DataError, match=f"cannot read image {bad} "):
         load_dataset("cifar10", tmp_path)
+
+
+def test_writes_into_a_read_only_folder_are_one_line(read_only):
+    from nmnc.errors import WriteError
+    from nmnc.io import atomic_write_text
+
+    with pytest.raises(WriteError, match=f"could not write {read_only}/table.csv"):
+        atomic_write_text(Path(read_only) / "table.csv", "a,b\n")
+
+
+def _row(score: float, settings: str = "", **extra):
+    from brain_benchmarks.results import ResultRow
+
+    row = ResultRow("m", "cnn", "bp", 0, "h", "B.IT-rsa", 1, "IT", "macaque", "conv1", True, score)
+    return {**row.__dict__, "settings": settings, **extra}
+
+
+def test_a_full_disk_on_the_first_append_leaves_no_table(tmp_path, monkeypatch):
+    from brain_benchmarks import results
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(results.os, "write", full)
+    path = tmp_path / "results.csv"
+    with pytest.raises(DataError, match="No space left on device"):
+        results.append_rows(path, [_row(0.1)])
+    assert not path.exists()  # as before: no table, not an empty file that reads as broken
+    monkeypatch.undo()
+    results.append_rows(path, [_row(0.2)])
+    assert list(read_results(path).score) == [0.2]
+
+
+def test_a_pair_scored_meanwhile_by_another_process_is_not_added_twice(
+    tmp_path, data_root, monkeypatch, capsys
+):
+    """Two identical scorings at once: the second to finish finds the pair's rows under the
+    table's lock and adds nothing."""
+    import brain_benchmarks.score as score_module
+
+    out = tmp_path / "s"
+    cfg = ScoreConfig(("pixels",), (BENCHES[0],), out=str(out), progress=False)
+    first = score(cfg)
+    monkeypatch.setattr(score_module, "scored_pairs", lambda path: {})  # read before the first
+    assert len(score(cfg)) == len(first)  # scored again, as the second process would
+    assert "was scored meanwhile by another process" in capsys.readouterr().err
+    assert len(read_results(out / "results.csv")) == len(first)
+
+
+def test_rescore_replaces_only_its_own_rows_and_keeps_extra_columns(tmp_path):
+    from brain_benchmarks.results import append_rows
+    from brain_benchmarks.score import same_pair
+
+    path = tmp_path / "results.csv"
+    append_rows(path, [_row(0.1, '{"a": 1}'), _row(0.2, '{"a": 2}'), _row(0.3)])
+    text = path.read_text().splitlines()
+    path.write_text("\n".join([text[0] + ",note"] + [t + ",mine" for t in text[1:]]) + "\n")
+    append_rows(path, [_row(0.9, '{"a": 1}')], replaces=same_pair(("h", "B.IT-rsa", 1, '{"a": 1}')))
+    df = read_results(path)
+    assert sorted(df.score) == [0.2, 0.3, 0.9]  # only the row of that settings was replaced
+    assert df.set_index("score").loc[0.2, "note"] == "mine"  # a user's column survives
+    append_rows(path, [_row(0.7)], replaces=same_pair(("h", "B.IT-rsa", 1, "")))
+    assert sorted(read_results(path).score) == [0.2, 0.7, 0.9]  # the row without settings
+
+
+def test_the_feature_cache_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
+    """The memory-mapped feature files are allocated before they are filled, so a full disk is
+    an error naming the cache file, never a SIGBUS."""
+    cache = tmp_path / "cache"
+    with small_disk(cache, 256 << 10) as real:
+        if not real:
+            import brain_benchmarks.extract as extract_module
+
+            def full(fd, offset, length):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            monkeypatch.setattr(extract_module.os, "posix_fallocate", full)
+        monkeypatch.setenv("NMNC_CACHE", str(cache))
+        argv = ["--model", "random:cnn", "--benchmark", BENCHES[0], "--quiet"]
+        assert run_cli(score_main, argv, "brain_benchmarks.score") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "No space left on device" in err[0], err
+        assert f"could not write {cache}" in err[0] and not list(cache.rglob("*.tmp.npy"))
+
+
+def test_a_replaced_image_with_the_same_size_and_mtime_refreshes_the_cache(tmp_path, monkeypatch):
+    """What cp -p or rsync -a do: new content, same size and modification time."""
+    from PIL import Image
+
+    from nmnc.data import load_dataset
+
+    monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in ("airplane", "cat"):
+            d = tmp_path / "cifar10" / split / name
+            d.mkdir(parents=True)
+            for j in range(2):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                    d / f"{j}.bmp"  # uncompressed: every image has the same size
+                )
+    target = tmp_path / "cifar10" / "train" / "cat" / "0.bmp"
+    load_dataset("cifar10", tmp_path)
+    st = target.stat()
+    new = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    other = tmp_path / "new.bmp"
+    Image.fromarray(new).save(other)
+    assert other.stat().st_size == st.st_size
+    os.replace(other, target)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    ds = load_dataset("cifar10", tmp_path)
+    assert any(np.array_equal(x, new) for x in ds.train.images.numpy())
+
+
+def test_a_torn_last_line_of_a_metrics_log_is_left_out(tmp_path):
+    from nmnc.analysis.efficiency import read_run
+
+    (tmp_path / "run.json").write_text('{"rule": "bp", "seed": 0, "model": "cnn"}')
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.3}\n{"step": 2, "lo')
+    assert read_run(tmp_path).step.tolist() == [1]

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -46,6 +47,38 @@ def test_a_poisoned_batch_file_runs_nothing(tmp_path):
     msg = str(err.value)
     assert "data_batch_1 is not a CIFAR-10 batch" in msg and ".open" in msg
     assert "nothing in it was run" in msg and str(folder) in msg and "\n" not in msg
+
+
+def test_a_batch_file_that_is_not_a_dict_is_one_line(tmp_path):
+    folder = _release(tmp_path, [1, 2, 3])
+    with pytest.raises(DataError, match="data_batch_1 is missing or damaged"):
+        load_dataset("cifar10", tmp_path)
+    assert folder.exists()
+
+
+def test_checkpoint_pickles_say_what_they_hold(tmp_path):
+    """A payload is called code (also one spelled with old string opcodes); other Python objects
+    are objects, not code; nothing runs either way."""
+    import argparse
+
+    import torch
+
+    from nmnc.checkpoint import load_checkpoint
+    from nmnc.errors import CheckpointError
+
+    marker = tmp_path / "payload-ran"
+    old = b"\x80\x04U\x05posixU\x06system\x93X\x04\x00\x00\x00true\x85R."
+    (tmp_path / "old.pt").write_bytes(old)  # protocol 4, names given as BINSTRINGs
+    torch.save({"format": "nmnc", "x": _Payload(marker)}, tmp_path / "evil.pt")
+    torch.save({"format": "nmnc", "a": np.zeros(3), "n": argparse.Namespace()}, tmp_path / "np.pt")
+    for name, phrase in (
+        ("old.pt", "names posix.system: code, not checkpoint data"),
+        ("evil.pt", "names io.open: code, not checkpoint data"),
+        ("np.pt", "holds pickled Python objects (_codecs.encode, argparse.Namespace"),
+    ):
+        with pytest.raises(CheckpointError, match=re.escape(phrase)):
+            load_checkpoint(tmp_path / name)
+    assert not marker.exists()
 
 
 def test_a_release_shaped_batch_loads_with_the_restricted_unpickler(tmp_path):

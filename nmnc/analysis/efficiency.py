@@ -44,7 +44,18 @@ def read_run(path: str | Path) -> pd.DataFrame:
         if (path / "run.json").exists()
         else load_checkpoint(path).config
     )
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # torn by a crash or a full disk; --resume rewrites the log
+                break
+            raise NmncError(
+                f"{log}: line {i + 1} is not JSON; resume the run with --resume {path} "
+                "(its checkpoint rewrites the log) or give another run"
+            ) from None
     return pd.DataFrame(rows).assign(
         rule=meta["rule"], seed=meta["seed"], model=meta["model"], run=str(path)
     )

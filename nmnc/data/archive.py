@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
+from ..io import WRITE_ERRNOS, replace_folder, write_error
 
 
 def check_member(name: str, archive: Path) -> PurePosixPath:
@@ -24,7 +26,7 @@ def check_member(name: str, archive: Path) -> PurePosixPath:
 def safe_extract(archive: Path, target: Path) -> Path:
     """Unpack a .zip or .tar(.gz) into ``target`` (created), checking every member first."""
     archive, target = Path(archive), Path(target)
-    tmp = target.with_name(target.name + ".partial")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -50,10 +52,12 @@ def safe_extract(archive: Path, target: Path) -> Path:
         raise DataError(
             f"archive {archive} is damaged ({err}); delete it and obtain it again"
         ) from None
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise write_error(target, err) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+    return replace_folder(tmp, target)

@@ -105,7 +105,15 @@ def _from_official(base: Path):
                     f"cifar10: {folder / name} is not a CIFAR-10 batch: {err}; nothing in it was "
                     f"run. Delete {folder} and download the official release again"
                 ) from None
-            except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as err:
+            except (
+                OSError,
+                EOFError,
+                KeyError,
+                ValueError,
+                TypeError,
+                AttributeError,
+                pickle.UnpicklingError,
+            ) as err:  # not a dict of 'data' and 'labels', or cut off
                 raise DataError(
                     f"cifar10: {folder / name} is missing or damaged "
                     f"({type(err).__name__}: {err}); "
@@ -117,14 +125,15 @@ def _from_official(base: Path):
 
 
 def content_key(source: Path) -> str:
-    """A digest of a file's or a folder tree's path, size and mtime, for a tree of every member:
-    adding, removing or replacing any file changes it."""
+    """A digest of a file's or a folder tree's path, size, mtime, inode and ctime, for a tree of
+    every member: adding, removing or replacing any file changes it (a copy that keeps the mtime,
+    ``cp -p`` or ``rsync -a``, still makes a new inode or ctime, which no tool sets back)."""
     h = hashlib.sha1(str(source.resolve()).encode())
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     for f in files:
         st = f.stat()
         name = f.relative_to(source) if f != source else ""
-        h.update(f"|{name}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(f"|{name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}".encode())
     return h.hexdigest()[:16]
 
 

@@ -45,8 +45,75 @@ def load(f, allowed: frozenset = NUMPY_ARRAYS, encoding: str = "ASCII"):
     return u.load()
 
 
-# what torch's own checkpoints name besides torch itself (all plain data)
-_DATA_GLOBALS = ("collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.slice")
+# modules whose functions act on the machine: a pickle naming one is a payload, not data
+CODE_MODULES = (
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "sys",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "pty",
+    "code",
+    "codeop",
+    "pickle",
+    "_pickle",
+    "marshal",
+    "ctypes",
+    "multiprocessing",
+    "signal",
+    "webbrowser",
+    "urllib",
+    "http",
+    "ftplib",
+    "smtplib",
+    "tempfile",
+    "pathlib",
+    "io",
+    "_io",
+    "commands",
+    "platform",
+    "asyncio",
+    "threading",
+    "_thread",
+    "types",
+    "functools",
+    "operator",
+    "inspect",
+    "timeit",
+    "pdb",
+    "bdb",
+    "trace",
+    "cProfile",
+    "profile",
+    "torch.hub",
+)
+CODE_BUILTINS = frozenset(
+    {
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "__import__",
+        "getattr",
+        "setattr",
+        "delattr",
+        "globals",
+        "locals",
+        "vars",
+        "input",
+        "breakpoint",
+        "exit",
+        "quit",
+        "help",
+        "memoryview",
+        "apply",
+    }
+)
+_STRINGS = ("UNICODE", "STRING")  # opcodes that push a str: SHORT_BINUNICODE, BINSTRING, ...
 
 
 def named_globals(path) -> list[str]:
@@ -69,10 +136,10 @@ def named_globals(path) -> list[str]:
     names, recent, memo = [], [], {}
     try:
         for op, arg, _ in pickletools.genops(io.BytesIO(data)):
-            if op.name == "GLOBAL":
+            if op.name in ("GLOBAL", "INST"):
                 names.append(str(arg).replace(" ", "."))
-            elif "UNICODE" in op.name:
-                recent.append(arg)
+            elif any(t in op.name for t in _STRINGS):
+                recent.append(arg.decode("latin-1") if isinstance(arg, bytes) else arg)
             elif op.name == "MEMOIZE":
                 memo[len(memo)] = recent[-1] if recent else None
             elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
@@ -87,12 +154,13 @@ def named_globals(path) -> list[str]:
 
 
 def code_names(path) -> list[str]:
-    """The names in a pickle file that are neither torch's nor plain containers: functions or
-    classes a payload would call (``posix.system``, ``builtins.eval``)."""
-    return sorted(
-        {
-            n
-            for n in named_globals(path)
-            if not n.startswith(("torch.", "torch._")) and n not in _DATA_GLOBALS
-        }
-    )
+    """The names in a pickle file that would act on the machine when unpickled (``posix.system``,
+    ``builtins.eval``, ``subprocess.Popen``): a payload, never checkpoint data."""
+
+    def is_code(name: str) -> bool:
+        module, _, attr = str(name).rpartition(".")
+        if module in ("builtins", "__builtin__"):
+            return attr in CODE_BUILTINS
+        return any(module == m or module.startswith(m + ".") for m in CODE_MODULES)
+
+    return sorted({n for n in named_globals(path) if is_code(n)})

@@ -200,20 +200,28 @@ class Run:
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the
         summary. The run folder is this process's alone while it trains (``<out>/.lock``)."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            if err.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(self.out, err) from None
         with exclusive(self.out / LOCK, f"run folder {self.out}"):
             if not self.resumed and (self.out / "checkpoint.pt").exists():  # written meanwhile
                 raise NmncError(
                     f"{self.out} already holds a run; pass --resume {self.out} to continue it, "
                     "or choose another --out"
                 )
+            if self.resumed:
+                print(f"{self.out}: resuming at step {self.step}", file=sys.stderr)
             try:
                 return self._train(stop_after)
             except (OSError, WriteError) as err:
                 if isinstance(err, OSError) and err.errno not in WRITE_ERRNOS:
                     raise
-                if isinstance(err, OSError):
-                    err = write_error(Path(err.filename or self.out / "metrics.jsonl"), err)
+                if isinstance(err, OSError):  # the metrics log; the next save rewrites it whole
+                    where = err.filename or self.out / "metrics.jsonl"
+                    err = f"could not write {where} ({err.strerror})"
                 kept = (
                     f"the checkpoint of step {self.saved_step} is kept and "
                     f"'--resume {self.out}' continues from it"
@@ -458,9 +466,7 @@ def resume(out: str | Path, progress: bool = True, **changes) -> TrainResult:
     """Continue the run saved in ``out`` (``changes`` may extend steps or move data_root/device)."""
     ckpt = load_checkpoint(Path(out) / "checkpoint.pt")
     cfg = config_from_checkpoint(ckpt, out=str(out), **changes)
-    run = Run(cfg, resume_from=ckpt, progress=progress)  # checks the weights fit
-    print(f"{out}: resuming at step {ckpt.step}", file=sys.stderr)
-    return run.train()
+    return Run(cfg, resume_from=ckpt, progress=progress).train()  # checks the weights fit
 
 
 # settings that do not change what a run learns: a run may be continued under other values
