@@ -91,3 +91,25 @@ def read_only(tmp_path_factory):
         return
     yield folder
     subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def cifar_tree():
+    """Build a CIFAR-10 image-folder tree: ``make(root, per_class, ext)`` writes seeded 32x32
+    images for the classes airplane and cat into ``root/cifar10/{train,test}/<class>/<j>.<ext>``
+    and returns ``root``."""
+    import numpy as np
+    from PIL import Image
+
+    def make(root: Path, per_class: int = 3, ext: str = "png") -> Path:
+        rng = np.random.default_rng(0)
+        for split in ("train", "test"):
+            for name in ("airplane", "cat"):
+                d = root / "cifar10" / split / name
+                d.mkdir(parents=True)
+                for j in range(per_class):
+                    pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(d / f"{j}.{ext}")
+        return root
+
+    return make

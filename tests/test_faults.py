@@ -144,20 +144,11 @@ def test_a_rerun_skips_scored_pairs_and_rescore_replaces_them(tmp_path, data_roo
     assert again.sort_values(key).score.tolist() == first.sort_values(key).score.tolist()
 
 
-def test_a_corrupt_image_in_a_training_set_is_named(tmp_path, monkeypatch):
-    from PIL import Image
-
+def test_a_corrupt_image_in_a_training_set_is_named(tmp_path, monkeypatch, cifar_tree):
     from nmnc.data import load_dataset
 
     monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for name in ("airplane", "cat"):
-            d = tmp_path / "cifar10" / split / name
-            d.mkdir(parents=True)
-            for j in range(3):
-                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(d / f"{j}.jpg")
+    cifar_tree(tmp_path, 3, "jpg")
     bad = tmp_path / "cifar10" / "train" / "cat" / "1.jpg"
     bad.write_bytes(bad.read_bytes()[:40])  # cut off, as by a failed copy
     with pytest.raises(DataError, match=f"cannot read image {bad} "):
@@ -247,22 +238,17 @@ def test_the_feature_cache_on_a_full_disk_is_one_line(tmp_path, monkeypatch, cap
         assert f"could not write {cache}" in err[0] and not list(cache.rglob("*.tmp.npy"))
 
 
-def test_a_replaced_image_with_the_same_size_and_mtime_refreshes_the_cache(tmp_path, monkeypatch):
+def test_a_replaced_image_with_the_same_size_and_mtime_refreshes_the_cache(
+    tmp_path, monkeypatch, cifar_tree
+):
     """What cp -p or rsync -a do: new content, same size and modification time."""
     from PIL import Image
 
     from nmnc.data import load_dataset
 
     monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for name in ("airplane", "cat"):
-            d = tmp_path / "cifar10" / split / name
-            d.mkdir(parents=True)
-            for j in range(2):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                    d / f"{j}.bmp"  # uncompressed: every image has the same size
-                )
+    cifar_tree(tmp_path, 2, "bmp")  # uncompressed: every image has the same size
+    rng = np.random.default_rng(1)
     target = tmp_path / "cifar10" / "train" / "cat" / "0.bmp"
     load_dataset("cifar10", tmp_path)
     st = target.stat()

@@ -134,21 +134,14 @@ def test_a_foreign_file_is_not_appended_to(tmp_path):
     assert path.read_text() == "name,phone\nAda,123\n"
 
 
-def test_decoded_image_cache_follows_every_file_of_a_tree(tmp_path, monkeypatch):
+def test_decoded_image_cache_follows_every_file_of_a_tree(tmp_path, monkeypatch, cifar_tree):
     """Adding, removing or replacing an image inside a class folder invalidates the decoded
     cache (the top folder's own size and mtime do not change)."""
     from PIL import Image
 
     monkeypatch.setenv("NMNC_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    root = tmp_path / "tree"
-    for split in ("train", "test"):
-        for name in ("airplane", "cat"):
-            d = root / "cifar10" / split / name
-            d.mkdir(parents=True)
-            for j in range(3):
-                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(d / f"{j}.png")
+    rng = np.random.default_rng(1)
+    root = cifar_tree(tmp_path / "tree", 3, "png")
     assert len(load_dataset("cifar10", root).train) == 6
     for f in (root / "cifar10" / "train" / "cat").iterdir():
         f.unlink()  # every training image of a class removed
