@@ -221,3 +221,11 @@ def test_width_sweep_and_efficiency(tmp_path, data_root, capsys):
         t.examples_to_target == 64
     ).all()  # the first evaluation (step 2, 64 examples) reaches 0%
     assert json.loads((tmp_path / "w0.25" / "run.json").read_text())["rule"] == "bp"
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # no run reaches 99%: medians of none
+        warnings.simplefilter("always")
+        argv = ["efficiency", "--runs", runs[0], "--set", "target_acc=0.99", "--quiet"]
+        assert run_cli(analyze_main, [*argv, "--out", str(tmp_path / "eff99")]) == 0
+    assert [str(w.message) for w in caught] == []
+    assert pd.read_csv(tmp_path / "eff99" / "to_target.csv").examples_to_target.isna().all()

@@ -4,6 +4,7 @@ rule needs to reach a target accuracy, from training runs' metric logs."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,18 +87,20 @@ def sample_efficiency(cfg: EfficiencyConfig) -> dict[str, pd.DataFrame]:
             }
         )
     need = pd.DataFrame(need)
-    summary = (
-        need.groupby("rule")
-        .agg(
-            seeds=("seed", "count"),
-            final_acc_mean=("final_acc", "mean"),
-            final_acc_sd=("final_acc", "std"),
-            reached=("examples_to_target", lambda s: int(s.notna().sum())),
-            examples_to_target=("examples_to_target", "median"),
-            perturbations_to_target=("perturbations_to_target", "median"),
+    with warnings.catch_warnings():  # a rule no run of which reached the target: median NaN
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        summary = (
+            need.groupby("rule")
+            .agg(
+                seeds=("seed", "count"),
+                final_acc_mean=("final_acc", "mean"),
+                final_acc_sd=("final_acc", "std"),
+                reached=("examples_to_target", lambda s: int(s.notna().sum())),
+                examples_to_target=("examples_to_target", "median"),
+                perturbations_to_target=("perturbations_to_target", "median"),
+            )
+            .reset_index()
         )
-        .reset_index()
-    )
     if cfg.out:
         out = Path(cfg.out)
         atomic_write_text(out / "efficiency.csv", curve.to_csv(index=False))
