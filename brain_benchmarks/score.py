@@ -31,6 +31,7 @@ from nmnc.cli import entry, parser, print_config, writable
 from nmnc.config import parse_sets
 from nmnc.errors import NmncError, UnknownNameError
 from nmnc.models import MODELS
+from nmnc.progress import tqdm
 
 from .artefacts import FOLDER, artefact_path, save_artefact
 from .benchmarks import (
@@ -385,9 +386,14 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
     done = scored_pairs(results)
     folder = artefacts_dir(results)
     rows = []
+    pairs = None  # shown once the first model is ready: an error before that is its only line
     for spec in cfg.models:
         model = resolve_model(spec, cfg.build, cfg.run, cfg.progress, cfg.data_root)
+        if pairs is None:
+            total = len(cfg.models) * len(benches)
+            pairs = tqdm(total=total, desc="score", unit="pair", disable=not cfg.progress)
         for bench in benches:
+            pairs.set_postfix_str(f"{spec} on {bench.id}")
             full = (model.hash, bench.id, bench.version, settings_json(bench))
             old = (*full[:3], "")  # a table written before the settings column
             key = full if full in done or old not in done else old
@@ -402,6 +408,7 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
                 if done[key] and missing and isinstance(bench, Benchmark):
                     path = recover_artefact(model, bench, done[key], folder, cfg.progress)
                     print(f"recovered its per-stimulus artefact {path}", file=sys.stderr)
+                pairs.update(1)
                 continue
             chosen = chosen_layers(results, model) if isinstance(bench, BenchmarkInfo) else None
             new = score_pair(model, bench, cfg.progress, folder, chosen)
@@ -416,6 +423,9 @@ def score(cfg: ScoreConfig) -> list[ResultRow]:
                     file=sys.stderr,
                 )
             rows += new
+            pairs.update(1)
+    if pairs is not None:
+        pairs.close()
     return rows
 
 

@@ -159,6 +159,8 @@ def test_too_few_images(isolated, jpegs, capsys):
     assert "12 images, and kind 'neural' needs at least 50" in refused(isolated, capsys, neural)
     rsa = make_folder(isolated, jpegs, "rsa", 5)
     assert "5 images, and kind 'rsa' needs at least 6" in refused(isolated, capsys, rsa)
+    one = make_folder(isolated / "one", jpegs, "rsa", 1)
+    assert "1 images, and kind 'rsa' needs at least 6" in refused(isolated, capsys, one)
 
 
 def test_a_corrupt_stimulus_is_named(isolated, jpegs, capsys):
@@ -225,6 +227,14 @@ def test_zip_with_one_name_in_two_folders(isolated, jpegs, capsys):
     assert "../evil.jpg" in refused(isolated, capsys, folder)
 
 
+def _poke(rdms: np.ndarray, value: float) -> np.ndarray:
+    """``rdms`` (subjects x N x N) with one dissimilarity pair of the first subject set to
+    ``value``."""
+    rdms = rdms.copy()
+    rdms[0, 1, 2] = rdms[0, 2, 1] = value
+    return rdms
+
+
 @pytest.mark.parametrize(
     "kind, write, phrase",
     [
@@ -238,6 +248,8 @@ def test_zip_with_one_name_in_two_folders(isolated, jpegs, capsys):
         ("neural", lambda f: np.save(f, np.full((8, N_NEURAL), np.inf)), "contains inf"),
         ("neural", lambda f: np.save(f, np.zeros((8, N_NEURAL - 1))), "expected neurons x 60"),
         ("rsa", lambda f: np.save(f, np.ones((N_RSA, N_RSA))), "same dissimilarity for every"),
+        ("rsa", lambda f: np.save(f, _poke(np.load(f), np.inf)), "contains inf"),
+        ("rsa", lambda f: np.save(f, _poke(np.load(f), np.nan)), "RDMs contain NaN"),
     ],
 )
 def test_broken_data_files(isolated, jpegs, capsys, kind, write, phrase):

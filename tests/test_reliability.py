@@ -146,6 +146,9 @@ def test_decoded_image_cache_follows_every_file_of_a_tree(tmp_path, monkeypatch,
     for f in (root / "cifar10" / "train" / "cat").iterdir():
         f.unlink()  # every training image of a class removed
     assert len(load_dataset("cifar10", root).train) == 3
+    extra = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(extra).save(root / "cifar10" / "train" / "cat" / "new.png")  # added
+    assert len(load_dataset("cifar10", root).train) == 4
     new = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     Image.fromarray(new).save(root / "cifar10" / "train" / "airplane" / "0.png")  # replaced
     ds = load_dataset("cifar10", root)
