@@ -62,21 +62,16 @@ def reduction_tag(pool: str, max_features: int, basis_images: Stimuli | None = N
 def new_memmap(tmp: Path, path: Path, shape: tuple[int, int]) -> np.memmap:
     """A float32 ``.npy`` memory map at ``tmp`` (later renamed to ``path``) with every block
     allocated now: a full disk is a one-line error naming ``path``, not a SIGBUS when a page is
-    first written."""
-    from nmnc.io import WRITE_ERRNOS, write_error
+    first written. The caller removes ``tmp`` whatever happens."""
+    from nmnc.io import writing
 
-    try:
+    with writing(path):
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         fd = os.open(tmp, os.O_RDWR)
         try:
             os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
         finally:
             os.close(fd)
-    except OSError as err:
-        if err.errno not in WRITE_ERRNOS:
-            raise
-        Path(tmp).unlink(missing_ok=True)
-        raise write_error(path, err) from None
     return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from nmnc.checkpoint import load_checkpoint, torch_load, weights_hash
+from nmnc.checkpoint import load_checkpoint, load_tensors, weights_hash
 from nmnc.data.unpickle import code_names
 from nmnc.errors import DataError, NmncError, UnknownNameError
 from nmnc.models import MODELS, build_model
@@ -126,7 +126,7 @@ def _torchvision_weights(name: str, path: Path, spec: str) -> tuple[dict, int]:
     if not path.is_file():
         raise DataError(f"model '{spec}': no weights file {path}; {fix}")
     try:
-        state = torch_load(path)
+        state = load_tensors(path)
     except Exception as err:  # torch.load raises many types for files it cannot read
         code = code_names(path)
         if code:

@@ -35,7 +35,7 @@ from nmnc.checkpoint import Checkpoint, load_checkpoint
 from nmnc.cli import entry, out_dir, print_config, require_out, results_file
 from nmnc.cli import parser as make_parser
 from nmnc.errors import DataError, NmncError, UnknownNameError
-from nmnc.io import WRITE_ERRNOS, atomic_path, atomic_write_bytes, replace_folder, write_error
+from nmnc.io import atomic_path, atomic_write_bytes, replace_folder, writing
 
 from . import plain
 from .registry import ZOO, variant_id, weights
@@ -416,12 +416,8 @@ def write_plugin(cfg: PluginConfig) -> dict:
     pins = [parse_pin(spec) for spec in cfg.pins]
     for pin in pins:
         check_pin(pin, committed, cfg.model)
-    try:
+    with writing(cfg.out, named_by_error=True):
         return _write_files(cfg, ckpt, ident, label, net, rows, committed, pins)
-    except OSError as err:
-        if err.errno not in WRITE_ERRNOS:
-            raise
-        raise write_error(Path(err.filename or cfg.out), err) from None
 
 
 def _write_files(cfg: PluginConfig, ckpt, ident, label, net, rows, committed, pins) -> dict:

@@ -254,7 +254,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     return path
 
 
-def torch_load(path: Path, map_location="cpu"):
+def load_tensors(path: Path, map_location="cpu"):
     """``torch.load(weights_only=True)`` without torch's warning about pickle protocols (a file
     with a newer protocol is refused or read all the same; the user can do nothing about it)."""
     with warnings.catch_warnings():
@@ -274,7 +274,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> Checkpoint:
             "'python -m nmnc.train --out DIR'"
         )
     try:
-        payload = torch_load(path, map_location)
+        payload = load_tensors(path, map_location)
     except pickle.UnpicklingError as err:
         code = code_names(path)
         if code:

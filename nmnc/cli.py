@@ -102,10 +102,10 @@ def out_dir(path: str, what: str, flag: str = "--out") -> str:
 
     p = Path(path)
     try:
-        p.exists()
+        exists = p.exists()
     except OSError as err:  # a folder on the way that this user may not enter
         raise NmncError(f"{flag} {path} cannot be reached ({err.strerror}); give another folder")
-    if p.exists() and not p.is_dir():
+    if exists and not p.is_dir():
         raise NmncError(
             f"{flag} {path} is an existing file; {flag} takes a folder (for {what}); "
             "give a folder path"

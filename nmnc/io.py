@@ -26,16 +26,13 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
-        if tmp.exists():
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        if err.errno not in WRITE_ERRNOS:
-            raise
-        raise write_error(path, err) from None
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            yield tmp
+            if tmp.exists():
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         try:
             tmp.unlink(missing_ok=True)
@@ -47,6 +44,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 WRITE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 )
+
+
+@contextmanager
+def writing(path: str | os.PathLike, named_by_error: bool = False) -> Iterator[None]:
+    """A write in the block that fails for lack of space or permission becomes a one-line
+    :class:`~nmnc.errors.WriteError` naming ``path`` (or, with ``named_by_error``, the file the
+    system names); other errors pass unchanged."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        where = err.filename if named_by_error and err.filename else path
+        raise write_error(Path(where), err) from None
 
 
 def write_error(path: Path, err: OSError):
@@ -93,12 +104,8 @@ def exclusive(lock: str | os.PathLike, what: str) -> Iterator[None]:
     crashed run's lock is taken over by the next one."""
     from .errors import NmncError
 
-    try:
+    with writing(lock):
         f = open(lock, "a+")
-    except OSError as err:
-        if err.errno not in WRITE_ERRNOS:
-            raise
-        raise write_error(Path(lock), err) from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

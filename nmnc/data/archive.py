@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
-from ..io import WRITE_ERRNOS, replace_folder, write_error
+from ..io import replace_folder, writing
 
 
 def check_member(name: str, archive: Path) -> PurePosixPath:
@@ -29,35 +29,31 @@ def safe_extract(archive: Path, target: Path) -> Path:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    check_member(info.filename, archive)
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                for m in tf.getmembers():
-                    check_member(m.name, archive)
-                    if not (m.isfile() or m.isdir()):
-                        raise DataError(
-                            f"archive {archive} holds a link or device '{m.name}'; "
-                            "only files and folders are accepted"
-                        )
-                tf.extractall(tmp)
-        else:
-            raise DataError(f"{archive} is neither a zip nor a tar archive")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(
-            f"archive {archive} is damaged ({err}); delete it and obtain it again"
-        ) from None
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if err.errno not in WRITE_ERRNOS:
+    with writing(target):  # a full disk names the target
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    for info in zf.infolist():
+                        check_member(info.filename, archive)
+                    zf.extractall(tmp)
+            elif tarfile.is_tarfile(archive):
+                with tarfile.open(archive) as tf:
+                    for m in tf.getmembers():
+                        check_member(m.name, archive)
+                        if not (m.isfile() or m.isdir()):
+                            raise DataError(
+                                f"archive {archive} holds a link or device '{m.name}'; "
+                                "only files and folders are accepted"
+                            )
+                    tf.extractall(tmp)
+            else:
+                raise DataError(f"{archive} is neither a zip nor a tar archive")
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(
+                f"archive {archive} is damaged ({err}); delete it and obtain it again"
+            ) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
-        raise write_error(target, err) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return replace_folder(tmp, target)

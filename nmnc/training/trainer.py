@@ -18,7 +18,7 @@ from ..config import TrainConfig, check
 from ..data import load_dataset
 from ..data.splits import balanced_subset, step_generator
 from ..errors import NmncError, TrainingDiverged, WriteError
-from ..io import WRITE_ERRNOS, atomic_write_text, exclusive, write_error
+from ..io import WRITE_ERRNOS, atomic_write_text, exclusive, writing
 from ..models import MODELS, build_model
 from ..progress import tqdm
 from ..rules import build_rule
@@ -200,12 +200,8 @@ class Run:
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the
         summary. The run folder is this process's alone while it trains (``<out>/.lock``)."""
-        try:
+        with writing(self.out):
             self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            if err.errno not in WRITE_ERRNOS:
-                raise
-            raise write_error(self.out, err) from None
         with exclusive(self.out / LOCK, f"run folder {self.out}"):
             if not self.resumed and (self.out / "checkpoint.pt").exists():  # written meanwhile
                 raise NmncError(
