@@ -80,9 +80,12 @@ def _random_spec(spec: str) -> tuple[str, int]:
     """``random:cnn@3`` -> ('cnn', 3); a one-line error for an unknown architecture or a bad
     seed."""
     arch, at, seed = spec[len("random:") :].partition("@")
-    if arch not in MODELS:
+    if arch not in MODELS.names(kind=""):
         raise UnknownNameError(
-            "architecture", arch, MODELS.names(), "write random:<arch> or random:<arch>@<seed>"
+            "image architecture",
+            arch,
+            MODELS.names(kind=""),
+            "write random:<arch> or random:<arch>@<seed>; recurrent models take no images",
         )
     return arch, _seed(seed, spec, f"random:{arch}@1") if at else 0
 
@@ -178,7 +181,7 @@ def check_model(spec: str, run: dict | None = None) -> None:
     if Path(spec).exists():
         load_checkpoint(spec)  # a file that is no nmnc checkpoint fails here, before any work
         return
-    known = ["pixels"] + [f"random:{a}" for a in MODELS.names()] + _zoo_names().names()
+    known = ["pixels"] + [f"random:{a}" for a in MODELS.names(kind="")] + _zoo_names().names()
     known += [f"torchvision:{name}" for name in TORCHVISION]
     raise UnknownNameError("model", spec, known, "or give a checkpoint path (file or run folder)")
 
@@ -251,6 +254,12 @@ def torchvision_model(spec: str) -> ScoredModel:
 def from_checkpoint(path: str | Path, id: str | None = None) -> ScoredModel:
     """A trained model rebuilt from its checkpoint alone, with its training preprocessing."""
     ckpt = load_checkpoint(path)
+    if (ckpt.payload.get("data") or {}).get("kind") == "sequence":
+        raise NmncError(
+            f"{path}: a {ckpt.arch} trained on the sequence dataset {ckpt.dataset} takes no "
+            "images, so it cannot be scored against visual cortex; score image models (cnn, "
+            "resnet, alexnet)"
+        )
     net = ckpt.build_model()
     return ScoredModel(
         id or str(path),

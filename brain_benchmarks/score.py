@@ -466,7 +466,7 @@ def print_list() -> None:
     print("models:")
     size = PIXELS["input_size"]
     print(f"  {'pixels':22s} raw pixels ({size}x{size} RGB, {PIXELS['resize']} resize)")
-    for arch in MODELS.names():
+    for arch in MODELS.names(kind=""):
         print(
             f"  {'random:' + arch:22s} {arch} at initialisation "
             f"(seed 0; random:{arch}@S for seed S)"

@@ -27,6 +27,8 @@ class Entry:
     factory: Callable[..., Any]
     settings: type  # a frozen dataclass of this entry's settings
     help: str = ""
+    kind: str = ""  # a tag: 'recurrent' models, 'sequence' datasets; '' = the plain kind
+    family: str = ""  # names its argument: the entry answers to '<name>:<argument>'
 
 
 class Registry:
@@ -38,26 +40,64 @@ class Registry:
         self.hint = hint or f"run 'python -m nmnc.train --list' to see all {kind}s"
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, settings: type, help: str = ""):
-        """Decorator: ``@MODELS.register('cnn', CNNSettings)`` on a factory."""
+    def register(self, name: str, settings: type, help: str = "", kind: str = "", family: str = ""):
+        """Decorator: ``@MODELS.register('cnn', CNNSettings)`` on a factory. An entry with
+        ``family='TaskId'`` answers to every name ``<name>:<TaskId>`` (``neurogym:<TaskId>``)."""
 
         def wrap(factory):
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' registered twice")
             self._entries[name] = Entry(
-                name, factory, settings, help or (factory.__doc__ or "").strip().split("\n")[0]
+                name,
+                factory,
+                settings,
+                help or (factory.__doc__ or "").strip().split("\n")[0],
+                kind,
+                family,
             )
             return factory
 
         return wrap
 
     def get(self, name: str) -> Entry:
-        if name not in self._entries:
-            raise UnknownNameError(self.kind, name, self._entries, self.hint)
+        if name in self._entries and not self._entries[name].family:
+            return self._entries[name]
+        head, colon, _ = name.partition(":")
+        entry = self._entries.get(head if colon else name)
+        if entry is not None and entry.family and colon and name[len(head) + 1 :]:
+            return entry
+        if entry is not None:
+            from .errors import NmncError
+
+            if colon and not entry.family:
+                raise NmncError(f"{self.kind} '{head}' takes no ':' argument; write {head}")
+            raise NmncError(
+                f"{self.kind} '{head}' needs an argument: write {self.shown(head)} "
+                f"({entry.help or 'see --list'})"
+            )
+        raise UnknownNameError(self.kind, name, self._entries, self.hint)
+
+    def entry(self, name: str) -> Entry:
+        """The entry registered as ``name`` (a family's too), for listings."""
         return self._entries[name]
 
-    def names(self, pattern: str = "*") -> list[str]:
-        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+    def shown(self, name: str) -> str:
+        """How a name is written: a family's with its argument (``neurogym:<TaskId>``)."""
+        family = self._entries[name].family
+        return f"{name}:<{family}>" if family else name
+
+    @staticmethod
+    def argument(name: str) -> str | None:
+        """The argument of a family name (``neurogym:DelayMatchSample-v0`` -> the task id)."""
+        return name.partition(":")[2] or None
+
+    def names(self, pattern: str = "*", kind: str | None = None) -> list[str]:
+        """Registered names matching ``pattern`` (and, if given, of ``kind``; '' = untagged)."""
+        return sorted(
+            n
+            for n, e in self._entries.items()
+            if fnmatch.fnmatch(n, pattern) and (kind is None or e.kind == kind)
+        )
 
     def add(self, name: str, obj: Any, help: str = "") -> Any:
         """Register a ready-made object (a recipe, an experiment) under ``name``."""

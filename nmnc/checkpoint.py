@@ -240,7 +240,7 @@ class Checkpoint:
         }
 
 
-SLIM_DATA = ("dataset", "mean", "std", "input_size", "classes")  # kept in slim checkpoints
+SLIM_DATA = ("dataset", "mean", "std", "input_size", "classes", "kind")  # kept in slim checkpoints
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:

@@ -2,7 +2,9 @@
 
 Precedence: defaults < command-line flags < ``--set key=value``. ``--set`` keys are looked up in the
 model's settings, then the rule's, then the training settings below; ``model.``, ``rule.`` or
-``train.`` prefixes pick one explicitly. Unknown keys are an error listing the known ones.
+``train.`` prefixes pick one explicitly. The dataset's own settings always take ``data.``
+(``data.seq_len=50``, a NeuroGym task's ``data.dt=100`` or ``data.timing.stimulus=500``).
+Unknown keys are an error listing the known ones.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class TrainConfig:
     out: str = "runs/default"
     model_settings: dict = field(default_factory=dict)
     rule_settings: dict = field(default_factory=dict)
+    dataset_settings: dict = field(default_factory=dict)  # --set data.KEY=VALUE
 
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {
@@ -62,8 +65,9 @@ TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {
     "out",
     "model_settings",
     "rule_settings",
+    "dataset_settings",
 }
-SCOPES = ("model", "rule", "train")
+SCOPES = ("model", "rule", "train", "data")
 
 
 def parse_sets(pairs: list[str] | tuple[str, ...] | dict) -> dict[str, str]:
@@ -89,8 +93,12 @@ def build_config(base: TrainConfig, sets: dict[str, object]) -> TrainConfig:
     model_fields = {f.name for f in dataclasses.fields(MODELS.get(base.model).settings)}
     rule_fields = {f.name for f in dataclasses.fields(RULES.get(base.rule).settings)}
     model_s, rule_s, train_s = dict(base.model_settings), dict(base.rule_settings), {}
+    data_s = dict(base.dataset_settings)
     for key, value in sets.items():
-        scope, _, name = key.rpartition(".")
+        scope, _, name = key.partition(".") if "." in key else ("", "", key)
+        if scope == "data" and name:
+            data_s[name] = value
+            continue
         if scope and scope not in SCOPES:
             raise UnknownNameError(
                 "--set scope",
@@ -118,13 +126,29 @@ def build_config(base: TrainConfig, sets: dict[str, object]) -> TrainConfig:
     model_s = dataclasses.asdict(MODELS.settings(base.model, model_s))
     rule_s = dataclasses.asdict(RULES.settings(base.rule, rule_s))
     cfg = apply_overrides(base, train_s, "training setting")
-    cfg = dataclasses.replace(cfg, model_settings=model_s, rule_settings=rule_s)
+    cfg = dataclasses.replace(
+        cfg, model_settings=model_s, rule_settings=rule_s, dataset_settings=data_s
+    )
     check(cfg)
     return cfg
 
 
 def check(cfg: TrainConfig) -> None:
     """Refuse settings that cannot train, each with a one-line reason."""
+    from .data import DATASETS, check_dataset
+
+    check_dataset(cfg.dataset, cfg.dataset_settings)
+    recurrent = MODELS.get(cfg.model).kind == "recurrent"
+    sequences = DATASETS.get(cfg.dataset).kind == "sequence"
+    if recurrent != sequences:
+        takes = "sequences" if recurrent else "images"
+        known = DATASETS.names(kind="sequence" if recurrent else "")
+        raise NmncError(
+            f"model {cfg.model} takes {takes} but dataset {cfg.dataset} holds "
+            f"{'sequences' if sequences else 'images'}; choose a dataset of {takes} "
+            f"({', '.join(map(DATASETS.shown, known))})"
+            f" or a {'recurrent' if sequences else 'convolutional'} model"
+        )
     if cfg.optimizer not in ("sgd", "adam"):
         raise UnknownNameError("optimizer", cfg.optimizer, ["sgd", "adam"])
     if cfg.schedule not in ("cosine", "constant"):

@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
         "python -m nmnc.train",
         __doc__.split("\n\n")[0],
         out="run folder: checkpoint.pt, metrics.jsonl and run.json are written here",
-        sets="model, rule or training setting, e.g. width=0.5 sigma=0.05 momentum=0.9",
+        sets="model, rule or training setting, e.g. width=0.5 sigma=0.05 momentum=0.9; "
+        "the dataset's own as data.KEY, e.g. data.seq_len=50 or a NeuroGym task's data.dt=100",
         listing="list models, rules, datasets and recipes, then exit",
     )
     p.add_argument("--model", help=f"architecture (default {d.model}, or the recipe's)")
@@ -75,9 +76,17 @@ def list_all() -> str:
     for title, reg in (("models", MODELS), ("rules", RULES), ("datasets", DATASETS)):
         lines.append(f"{title}:")
         for name in reg.names():
-            e = reg.get(name)
+            e = reg.entry(name)
             keys = [f"{f.name}={f.default}" for f in dataclasses.fields(e.settings)]
-            lines.append(f"  {name:10s} {e.help}" + (f"  [{', '.join(keys)}]" if keys else ""))
+            if reg is DATASETS and keys:
+                keys = [f"data.{k}" for k in keys]
+            tag = f"({e.kind}) " if e.kind else ""
+            lines.append(
+                f"  {reg.shown(name):10s} {tag}{e.help}"
+                + (f"  [{', '.join(keys)}]" if keys else "")
+            )
+            if e.family and hasattr(e.factory, "names"):
+                lines.append(f"    {e.family}: {', '.join(e.factory.names())}")
     lines.append("recipes:")
     lines += [f"  {name:12s} {RECIPES.get(name).help}" for name in RECIPES.names()]
     return "\n".join(lines)

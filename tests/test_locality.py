@@ -56,7 +56,7 @@ def weight_layers_in_series(model: StagedNet, name: str, acts: dict) -> list[tup
     return pairs
 
 
-@pytest.mark.parametrize("arch", MODELS.names())
+@pytest.mark.parametrize("arch", MODELS.names(kind=""))
 def test_no_stage_holds_two_weight_layers_in_series(arch):
     model = tiny(arch).train()
     x = images(model)
@@ -94,7 +94,7 @@ def test_resnet_has_a_hidden_layer_per_convolution():
     assert model.sources["layer2_0b"] == ("layer2_0a", "layer2_0s")
 
 
-@pytest.mark.parametrize("arch", MODELS.names())
+@pytest.mark.parametrize("arch", MODELS.names(kind=""))
 def test_detached_stage_graph_reaches_only_its_own_parameters(arch):
     model = tiny(arch).train()
     outs, logits = model.walk(images(model), detach_inputs=True)

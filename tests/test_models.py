@@ -35,7 +35,9 @@ def test_width_scales_channels():
 
 
 def test_unknown_names_list_choices():
-    with pytest.raises(UnknownNameError, match="did you mean 'resnet'.*alexnet, cnn, resnet"):
+    with pytest.raises(
+        UnknownNameError, match="did you mean 'resnet'.*alexnet, cnn, gru, resnet, rnn"
+    ):
         build_model("resnt")
     with pytest.raises(UnknownNameError, match="did you mean 'width'"):
         build_model("cnn", widht=2)
@@ -55,4 +57,7 @@ def test_inject_replaces_layer_output():
 
 
 def test_registry_lists_models():
-    assert MODELS.names() == ["alexnet", "cnn", "resnet"] and MODELS.names("res*") == ["resnet"]
+    assert MODELS.names() == ["alexnet", "cnn", "gru", "resnet", "rnn"]
+    assert MODELS.names("res*") == ["resnet"]
+    assert MODELS.names(kind="") == ["alexnet", "cnn", "resnet"]
+    assert MODELS.names(kind="recurrent") == ["gru", "rnn"]

@@ -201,7 +201,7 @@ def _hidden_outputs(net, layers, x):
 def _arch_cases():
     from nmnc.models import MODELS
 
-    return [(name, norm) for name in MODELS.names() for norm in ("none", "bn")]
+    return [(name, norm) for name in MODELS.names(kind="") for norm in ("none", "bn")]
 
 
 @pytest.mark.parametrize("arch, norm", _arch_cases())

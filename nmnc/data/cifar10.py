@@ -47,7 +47,9 @@ def _how_to(root: Path) -> str:
     NoSettings,
     help="CIFAR-10, 32x32, 10 classes (official release, image folders or a zip)",
 )
-def cifar10(root: Path, download: bool = False, input_size: int | None = None) -> ImageData:
+def cifar10(
+    root: Path, download: bool = False, input_size: int | None = None, settings=None, arg=None
+) -> ImageData:
     """CIFAR-10 from the data root (official release, image folders or a zip), or downloaded."""
     arrays, source = _find(root, download)
     (xtr, ytr), (xte, yte) = arrays

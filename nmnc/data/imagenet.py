@@ -16,7 +16,9 @@ STD = (0.229, 0.224, 0.225)
 @DATASETS.register(
     "imagenet", NoSettings, help="ImageNet-style ImageFolder train/ and val/ (224x224)"
 )
-def imagenet(root: Path, download: bool = False, input_size: int | None = None) -> ImageData:
+def imagenet(
+    root: Path, download: bool = False, input_size: int | None = None, settings=None, arg=None
+) -> ImageData:
     """An ImageNet-style folder: train/<class>/* and val/<class>/* under <root>/imagenet."""
     base = root / "imagenet"
     if not ((base / "train").is_dir() and (base / "val").is_dir()):

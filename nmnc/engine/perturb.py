@@ -21,8 +21,9 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .. import objective
 
 
 @contextmanager
@@ -40,10 +41,7 @@ def frozen_norm(model: nn.Module):
             m.train()
 
 
-def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """e = dL/dlogits for the batch-mean cross-entropy: (softmax - onehot) / B."""
-    p = torch.softmax(logits.float(), dim=1)
-    return (p - F.one_hot(y, p.shape[1]).float()) / len(y)
+output_error = objective.output_error  # e = dL/dlogits: (softmax - onehot) / B for images
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
@@ -64,18 +62,8 @@ def _scores(plus, minus, e, y, antithetic: bool, form: str) -> torch.Tensor:
     if form == "jacobian":
         dy = (plus - minus) / half  # (P, B, n_o) output change per perturbation
         return (dy * e.unsqueeze(0)).sum(-1)
-    if form == "loss":
-        P, B = plus.shape[:2]
-
-        def loss(z):  # each example's share of the batch-mean cross-entropy: (P, B)
-            return (
-                F.cross_entropy(z.flatten(0, 1), y.repeat(z.shape[0]), reduction="none").view(
-                    z.shape[0], B
-                )
-                / B
-            )
-
-        return (loss(plus) - loss(minus.expand_as(plus))) / half
+    if form == "loss":  # each example's share of the batch-mean cross-entropy: (P, B)
+        return (objective.shares(plus, y) - objective.shares(minus.expand_as(plus), y)) / half
     raise ValueError(f"form must be 'jacobian' or 'loss', got {form!r}")
 
 

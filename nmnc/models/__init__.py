@@ -20,7 +20,7 @@ from .._registry import Registry
 
 MODELS = Registry("model")
 
-from . import alexnet, cnn, resnet  # noqa: E402,F401  (registration on import)
+from . import alexnet, cnn, resnet, rnn  # noqa: E402,F401  (registration on import)
 from ._base import StagedNet  # noqa: E402
 
 

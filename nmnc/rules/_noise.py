@@ -6,6 +6,11 @@ reaches only that stage's own parameters. The update is the vector-Jacobian prod
 stage's output with respect to its own parameters, with the estimated activity gradient as the
 output gradient; no gradient can flow between layers (tests/test_rules.py checks both facts).
 The read-out stage uses the exact local error e = dL/dlogits.
+
+Recurrent models (``model.recurrent``): the hidden state at every step is perturbed and correlated
+with the change of the output over the rest of the sequence (``nmnc.engine.through_time``; setting
+``time``: all steps at once or one step at a time); the update stays local, each step's estimated
+gradient through that step's own weights (``RecurrentNet.walk(detach_inputs=True)``).
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..engine.feedback import AmortisedFeedback, batch_jacobian
 from ..engine.norm import capture_batch_stats, clean_stats
-from ..engine.perturb import correlate, correlate_all, forward_passes, output_error
+from ..engine.perturb import _full, correlate, correlate_all, forward_passes
+from ..engine.through_time import TIMES, correlate_through_time, rollouts_per_draw
 from ..errors import NmncError, UnknownNameError
+from ..models._base import INPUT
+from ..objective import loss as objective_loss
+from ..objective import output_error
 from . import Rule, StepResult
 
 FORMS = ("jacobian", "loss")
@@ -38,6 +46,8 @@ def check_noise_settings(s) -> None:
         raise NmncError(f"sigma must be a positive number, got {s.sigma}")
     if s.max_batch < 1:
         raise NmncError(f"max_batch must be at least 1, got {s.max_batch}")
+    if s.time not in TIMES:
+        raise UnknownNameError("time", s.time, TIMES)
     if s.feedback not in FEEDBACK:
         raise UnknownNameError("feedback", s.feedback, FEEDBACK)
     if not 0 <= s.feedback_decay < 1:
@@ -71,6 +81,17 @@ class NoiseRule(Rule):
         self.t = 0  # steps taken (manifold refresh clock)
         self.feedback = {name: AmortisedFeedback(settings.feedback_decay) for name in self.layers}
         self.stats: dict = {}  # BatchNorm statistics of the latest clean pass
+        self.recurrent = getattr(model, "recurrent", False)
+        if self.recurrent and settings.feedback == "amortised":
+            raise NmncError(
+                "feedback=amortised averages a feed-forward layer's Jacobian; recurrent models "
+                "take feedback=example"
+            )
+
+    def rows(self, layer: str, h: torch.Tensor) -> torch.Tensor:
+        """Activity (B, *shape) or, in a recurrent model, (B, T, *shape) as one row per example
+        and step: what a manifold is estimated from (states pooled over time and examples)."""
+        return h.reshape(-1, *self.shapes[layer])
 
     # subclasses define the perturbation distribution
     def noise(
@@ -98,11 +119,28 @@ class NoiseRule(Rule):
         # Perturbed passes run in fp32 whatever the clean pass's autocast: a perturbation smaller
         # than half a bf16 step of its activity would vanish (NMNC's per-unit noise in conv1 is
         # about sigma * sqrt(k / n), far below bf16's resolution of typical activities).
-        acts = {name: h.float() for name, h in acts.items()}
-        e = e.float()
+        acts = {name: _full(h) for name, h in acts.items()}
+        e = _full(e)
         with clean_stats(model, self.stats), torch.autocast(e.device.type, enabled=False):
             draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
             xis = {n: d[0] for n, d in draws.items()}
+            if self.recurrent:
+                return {
+                    name: correlate_through_time(
+                        model,
+                        context[INPUT],
+                        acts[name],
+                        xi,
+                        var,
+                        e,
+                        y,
+                        s.antithetic,
+                        s.form,
+                        s.time,
+                        s.max_batch,
+                    )
+                    for name, (xi, var) in draws.items()
+                }
             if s.feedback == "amortised":
                 return {
                     name: self._amortised(name, acts[name], xi, var, e, context)
@@ -138,22 +176,25 @@ class NoiseRule(Rule):
         with capture_batch_stats(self.model) as self.stats:
             # each stage's graph ends at its own input
             outs, logits = self.model.walk(x, detach_inputs=True)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = objective_loss(logits, y)
         loss.backward()  # read-out: exact local error
-        e = output_error(logits.detach(), y)  # (B, n_o)
+        e = output_error(logits.detach(), y)  # (B, n_o), or (B, T, n_o) for sequences
         acts = {name: outs[name].detach() for name in self.layers}
         with torch.autocast(x.device.type, enabled=False):  # PCA/QR have no half-precision kernels
             self.observe(acts)
-        g_hat = self.estimate(acts, e, y, gen, context={n: h.detach() for n, h in outs.items()})
+        context = {INPUT: x, **{n: h.detach() for n, h in outs.items()}}
+        g_hat = self.estimate(acts, e, y, gen, context=context)
         torch.autograd.backward(
             [outs[n] for n in self.layers], [g_hat[n].to(outs[n].dtype) for n in self.layers]
         )
         self.t += 1
-        P, B = self.settings.P, len(y)
-        draws = P * (len(self.layers) if self.settings.mode == "layerwise" else 1)
-        passes = forward_passes(P, self.settings.antithetic) * (
-            len(self.layers) if self.settings.mode == "layerwise" else 1
-        )
+        s, P, B = self.settings, self.settings.P, len(y)
+        per_layer = len(self.layers) if s.mode == "layerwise" or self.recurrent else 1
+        draws = P * per_layer
+        if self.recurrent:  # in full-sequence rollouts
+            passes = P * rollouts_per_draw(x.shape[1], s.time, s.antithetic) * per_layer
+        else:
+            passes = forward_passes(P, s.antithetic) * per_layer
         return StepResult(
             loss.detach(),
             logits.detach(),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-
+from ..objective import loss
 from . import RULES, Rule, StepResult
 
 
@@ -18,10 +17,11 @@ class BPSettings:
 
 @RULES.register("bp", BPSettings, help="backpropagation (exact gradients)")
 class BP(Rule):
-    """Backpropagation: the exact gradient of the batch loss."""
+    """Backpropagation: the exact gradient of the batch loss (through time for recurrent
+    models: BPTT)."""
 
     def step(self, x, y, gen):
         logits = self.model(x)
-        loss = F.cross_entropy(logits.float(), y)
-        loss.backward()
-        return StepResult(loss.detach(), logits.detach())
+        value = loss(logits, y)
+        value.backward()
+        return StepResult(value.detach(), logits.detach())

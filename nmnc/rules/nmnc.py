@@ -19,6 +19,9 @@ class NMNCSettings:
     antithetic: bool = True
     form: str = "jacobian"  # 'jacobian' or 'loss'
     mode: str = "layerwise"  # 'layerwise' or 'all'
+    time: str = (
+        "all"  # recurrent models: 'all' steps in one rollout per draw, or one 'step' at a time
+    )
     layers: str = "all"
     max_batch: int = 4096
     # manifold dimension (the cap when k_rule is adaptive: k_max); a layer smaller than k uses its
@@ -101,13 +104,15 @@ class NMNC(NoiseRule):
 
     def observe(self, acts):
         for name, m in self.manifolds.items():
-            m.observe(acts[name], self.t)
+            m.observe(self.rows(name, acts[name]), self.t)
 
     def noise(self, layer, h, gen):
         """``sigma U z`` (white) or ``sigma U diag(s) z`` (noise_shape=pca) per example; the
         estimate divides by sigma^2 either way, so shaped noise estimates J U diag(s^2) U^T."""
         s = self.settings
-        return self.manifolds[layer].sample(s.P, len(h), s.sigma, gen), s.sigma**2
+        rows = len(self.rows(layer, h))  # examples, or examples x steps (recurrent models)
+        xi = self.manifolds[layer].sample(s.P, rows, s.sigma, gen)
+        return xi.view(s.P, *h.shape), s.sigma**2
 
     def state_dict(self):
         return {

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from ..objective import loss
 from . import RULES, Rule, StepResult
 
 
@@ -30,6 +30,6 @@ class Readout(Rule):
             outs, _ = self.model.walk(x)
         h = outs[self.model.hidden_layers[-1]]
         logits = self.model.stage(self.model.stage_names[-1])(h)
-        loss = F.cross_entropy(logits.float(), y)
-        loss.backward()
-        return StepResult(loss.detach(), logits.detach())
+        value = loss(logits, y)
+        value.backward()
+        return StepResult(value.detach(), logits.detach())

@@ -29,6 +29,9 @@ class VNCSettings:
     )
     form: str = "jacobian"  # 'jacobian' (dy . e) or 'loss' (scalar loss change)
     mode: str = "layerwise"  # 'layerwise' (one layer at a time) or 'all' (all layers in one pass)
+    # recurrent models: 'all' (every step perturbed in one rollout per draw) or 'step' (one step
+    # at a time, about (T + 1) / 2 rollouts per draw; see nmnc/engine/through_time.py)
+    time: str = "all"
     layers: str = "all"  # 'all' or comma-separated hidden layers; others are not trained
     # >0: per-unit std sigma*sqrt(match_k/n), the total noise energy of NMNC at k = match_k
     # (the default, NMNC's default k); 0: per-unit std sigma (rule 'vnc-unmatched')
@@ -49,7 +52,8 @@ class VNC(NoiseRule):
 
     def noise(self, layer, h, gen):
         s = self.settings
-        std = unit_sigma(s.sigma, math.prod(h.shape[1:]), s.match_k)
+        per_example = h.shape[h.dim() - len(self.shapes[layer]) :]  # one step's, in an RNN
+        std = unit_sigma(s.sigma, math.prod(per_example), s.match_k)
         xi = std * torch.randn(s.P, *h.shape, generator=gen, device=h.device)
         return xi, std**2
 

@@ -11,7 +11,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import Checkpoint, assemble, load_checkpoint, save_checkpoint
 from ..config import TrainConfig, check
@@ -20,6 +19,7 @@ from ..data.splits import balanced_subset, step_generator
 from ..errors import NmncError, TrainingDiverged, WriteError
 from ..io import WRITE_ERRNOS, atomic_write_text, exclusive, writing
 from ..models import MODELS, build_model
+from ..objective import accuracy, tally
 from ..progress import tqdm
 from ..rules import build_rule
 
@@ -125,13 +125,14 @@ class Run:
         self.cfg, self.progress = cfg, progress
         self.out = Path(cfg.out)
         self.device = pick_device(cfg.device)
-        arch_input = MODELS.settings(cfg.model, cfg.model_settings).input_size
-        self.data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, input_size=arch_input)
+        arch_input = getattr(MODELS.settings(cfg.model, cfg.model_settings), "input_size", None)
+        self.data = load_dataset(
+            cfg.dataset, cfg.data_root, cfg.download, arch_input, cfg.dataset_settings
+        )
         model_settings = dict(cfg.model_settings)
-        if model_settings.get("num_classes") != self.data.num_classes:
-            model_settings["num_classes"] = (
-                self.data.num_classes
-            )  # the read-out follows the dataset
+        model_settings["num_classes"] = self.data.num_classes  # the read-out follows the dataset
+        if "inputs" in model_settings:  # so do a recurrent model's input units
+            model_settings["inputs"] = self.data.input_dim
         self.cfg = cfg = dataclasses.replace(cfg, model_settings=model_settings)
 
         torch.manual_seed(cfg.seed)
@@ -259,7 +260,7 @@ class Run:
         t_last = time.perf_counter()
         last_eval = {}
         with open(self.out / "metrics.jsonl", "a") as log:
-            for x, y in self.data.train.loader(
+            for x, y, *scored in self.data.train.loader(
                 self._batches(self.step, stop),
                 cfg.augment,
                 cfg.seed,
@@ -300,7 +301,7 @@ class Run:
                     "examples": self.examples,
                     "perturbations": self.perturbations,
                     "loss": round(loss, 5),
-                    "acc": round((res.logits.argmax(1) == y).float().mean().item(), 4),
+                    "acc": round(accuracy(res.logits, y, *scored), 4),
                     "lr": lr,
                     "time": round(self.elapsed, 3),
                     **(res.info or {}),
@@ -342,15 +343,20 @@ class Run:
     @torch.no_grad()
     def _accuracy(self, split, idx: torch.Tensor, prefix: str) -> dict:
         self.model.eval()
-        correct, total_loss = 0, 0.0
+        sums = [0.0, 0, 0, 0]  # summed loss, loss terms, correct, scored
         batches = [(i, idx[i : i + 500]) for i in range(0, len(idx), 500)]
-        for x, y in split.loader(batches, False, 0, self.device, num_workers=self.cfg.num_workers):
+        for x, y, *scored in split.loader(
+            batches, False, 0, self.device, num_workers=self.cfg.num_workers
+        ):
             with self.autocast():
                 logits = self.model(x).float()
-            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            sums = [a + b for a, b in zip(sums, tally(logits, y, *scored))]
         self.model.train()
-        return {f"{prefix}_acc": correct / len(idx), f"{prefix}_loss": total_loss / len(idx)}
+        total_loss, terms, correct, n = sums
+        return {
+            f"{prefix}_acc": correct / n if n else float("nan"),
+            f"{prefix}_loss": total_loss / max(terms, 1),
+        }
 
     def summary(self) -> TrainResult:
         evals = [m for m in self.metrics if "test_acc" in m]
@@ -383,7 +389,10 @@ class Run:
             "std": list(d.std),
             "input_size": d.input_size,
             "augment": cfg.augment,
+            "kind": getattr(d, "kind", "image"),
         }
+        if data["kind"] == "sequence":
+            data.update(input_dim=d.input_dim, seq_len=d.seq_len, extra=d.extra)
         payload = assemble(
             model=cfg.model,
             model_settings=cfg.model_settings,
@@ -481,9 +490,11 @@ RUNTIME_KEYS = (
 def learned_settings(cfg: TrainConfig) -> dict:
     """Every setting that changes what a run learns, flat (``model.width``, ``rule.P``, ``lr``)."""
     d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUNTIME_KEYS}
-    for group in ("model_settings", "rule_settings"):
-        d.update({f"{group.split('_')[0]}.{k}": v for k, v in d.pop(group).items()})
+    for group, scope in (("model_settings", "model"), ("rule_settings", "rule")):
+        d.update({f"{scope}.{k}": v for k, v in d.pop(group).items()})
+    d.update({f"data.{k}": v for k, v in (d.pop("dataset_settings", None) or {}).items()})
     d.pop("model.num_classes", None)  # follows the dataset
+    d.pop("model.inputs", None)  # so do a recurrent model's input units
     return d
 
 
