@@ -134,6 +134,8 @@ def _accepts(model: str, rule: str, key: str) -> bool:
     from nmnc.config import TRAIN_KEYS
     from nmnc.models import MODELS
 
+    if key.startswith("data."):  # the dataset's own settings: every run of the recipe has them
+        return True
     scope, _, name = key.rpartition(".")
     fields = {
         "model": {f.name for f in dataclasses.fields(MODELS.get(model).settings)},

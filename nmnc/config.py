@@ -139,6 +139,11 @@ def check(cfg: TrainConfig) -> None:
 
     check_dataset(cfg.dataset, cfg.dataset_settings)
     recurrent = MODELS.get(cfg.model).kind == "recurrent"
+    if recurrent and cfg.rule_settings.get("feedback") == "amortised":
+        raise NmncError(
+            "feedback=amortised averages a feed-forward layer's Jacobian; recurrent models "
+            "take feedback=example"
+        )
     sequences = DATASETS.get(cfg.dataset).kind == "sequence"
     if recurrent != sequences:
         takes = "sequences" if recurrent else "images"

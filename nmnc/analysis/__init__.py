@@ -12,6 +12,12 @@ __getattr__, __all__ = exports(
         "dimension": ["participation_ratio", "power_law", "spectrum_pr", "twonn"],
         "efficiency": ["EfficiencyConfig", "read_run", "sample_efficiency"],
         "gradient": ["GradientConfig", "gradient_quality", "gradient_summary"],
+        "recurrent": [
+            "RecurrentAlignmentConfig",
+            "RecurrentGradientConfig",
+            "recurrent_alignment",
+            "recurrent_gradients",
+        ],
         "width": ["WidthSweepConfig", "width_sweep"],
     },
 )

@@ -373,3 +373,18 @@ def check(settings: dict | NeuroGymSettings | None, arg: str | None):
 
 
 neurogym.check = check  # what nmnc.data.check_dataset calls
+
+
+def trainable_ids() -> list[str]:
+    """The task ids that train here (discrete actions with ground truth): what ``--list`` shows."""
+    ok = []
+    for task in task_ids():
+        try:
+            split_settings(task, {})
+        except NmncError:
+            continue
+        ok.append(task)
+    return ok
+
+
+neurogym.names = trainable_ids  # what `python -m nmnc.train --list` shows under the family

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import UnknownNameError
-from .perturb import _project
 from ..objective import shares
+from .perturb import _project
 
 TIMES = ("all", "step")
 

@@ -55,6 +55,18 @@ class Recipe:
         return build_config(base, self.settings(rule, extra))
 
 
+def flat_settings(table: dict, prefix: str = "") -> dict:
+    """Nested TOML tables as dotted ``--set`` keys: ``{data: {seq_len: 50}}`` ->
+    ``{"data.seq_len": 50}``; a model or rule setting that holds a table stays whole."""
+    out = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and (prefix or key == "data"):
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _load(path: Path) -> None:
     data = tomllib.loads(path.read_text())
     allowed = {"model", "dataset", "help", "set", "noise"}
@@ -64,6 +76,9 @@ def _load(path: Path) -> None:
             raise UnknownNameError(
                 f"recipe key in {path.name} [{name}]", sorted(unknown)[0], allowed
             )
+        for part in ("set", "noise"):  # data = { seq_len = 50 } -> data.seq_len = 50
+            if part in body:
+                body[part] = flat_settings(body[part])
         RECIPES.add(name, Recipe(name=name, **body), body.get("help", ""))
 
 
