@@ -21,6 +21,8 @@ from nmnc.errors import NmncError, UnknownNameError
 from nmnc.rules import RULES
 from nmnc.training import get_recipe
 
+from .recurrent import RecurrentPlan
+
 BUILTIN = Path(__file__).with_name("experiments")
 
 
@@ -99,6 +101,7 @@ class Experiment:
     train: TrainPlan = field(default_factory=TrainPlan)
     score: ScorePlan = field(default_factory=ScorePlan)
     analysis: AnalysisPlan = field(default_factory=AnalysisPlan)
+    recurrent: RecurrentPlan = field(default_factory=RecurrentPlan)  # '' recipe: none
 
     def grid_points(self) -> list[dict]:
         """Every combination of the grid's settings ({} when there is no grid)."""
@@ -145,7 +148,12 @@ def _accepts(model: str, rule: str, key: str) -> bool:
     return name in (fields[scope] if scope in fields else set().union(*fields.values()))
 
 
-SECTIONS = {"train": TrainPlan, "score": ScorePlan, "analysis": AnalysisPlan}
+SECTIONS = {
+    "train": TrainPlan,
+    "score": ScorePlan,
+    "analysis": AnalysisPlan,
+    "recurrent": RecurrentPlan,
+}
 
 
 def _section(cls, body, where: str):
@@ -155,9 +163,10 @@ def _section(cls, body, where: str):
         plan = apply_overrides(cls(), body, "key")
     except NmncError as err:
         raise NmncError(f"{where}: {err}") from None
-    if cls is TrainPlan:  # grid and select values given on the command line arrive as "2,4"
+    if cls in (TrainPlan, RecurrentPlan):  # grid/select values from the command line: "2,4"
         split = lambda d: {k: v.split(",") if isinstance(v, str) else v for k, v in d.items()}  # noqa: E731
-        plan = dataclasses.replace(plan, grid=split(plan.grid), select=split(plan.select))
+        grid = {"grid": split(plan.grid)} if cls is TrainPlan else {}
+        plan = dataclasses.replace(plan, **grid, select=split(plan.select))
     return plan
 
 
@@ -191,6 +200,53 @@ def _in(where: str, section: str, key: str, fn, *args):
         raise NmncError(f"{where} [{section}] {key}: {err}") from None
 
 
+def check_train(exp: Experiment, where: str, section: str = "train") -> None:
+    """Refuse a training plan that cannot run (recipe, rules, seeds, run, grid, select)."""
+    t = exp.train
+    _in(where, section, "recipe", get_recipe, t.recipe)
+    for rule in t.rules:
+        _in(where, section, "rules", RULES.get, rule)
+    if not t.rules or not t.seeds:
+        raise NmncError(f"{where} [{section}]: give at least one rule and one seed")
+    if "bp" not in t.rules:
+        raise NmncError(
+            f"{where} [{section}] rules: must include bp, the reference for the report and the "
+            "analyses"
+        )
+    for key in t.run:
+        if not any(_accepts(get_recipe(t.recipe).model, rule, key) for rule in t.rules):
+            raise NmncError(
+                f"{where} [{section}] run.{key}: no rule of this experiment has the setting '{key}'"
+            )
+    for key, values in t.grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise NmncError(
+                f"{where} [{section}] grid.{key}: give a non-empty list of values, e.g. "
+                f"{key} = [2, 4]"
+            )
+        if not any(_accepts(get_recipe(t.recipe).model, rule, key) for rule in t.rules):
+            raise NmncError(
+                f"{where} [{section}] grid.{key}: no rule of this experiment has the setting "
+                f"'{key}'"
+            )
+    from .protocol import SELECTABLE
+
+    for key, values in t.select.items():
+        if key not in SELECTABLE:
+            raise UnknownNameError(f"setting in {where} [{section}] select", key, SELECTABLE)
+        if not isinstance(values, (list, tuple)) or not values or not all(map(_positive, values)):
+            raise NmncError(
+                f"{where} [{section}] select.{key}: give a non-empty list of positive numbers, "
+                f"e.g. {key} = [0.01, 0.05]; got {values!r}"
+            )
+    configs = _in(where, section, "run/grid/select", exp.run_configs, "unused")
+    if t.select and not all(c.val_examples > 0 for c in configs):
+        raise NmncError(
+            f"{where} [{section}] select: choosing step sizes needs a validation split; add "
+            f"val_examples to [{section}] run (e.g. val_examples = 1000)"
+        )
+
+
 def check(exp: Experiment, where: str = "experiment") -> None:
     """Refuse an experiment that cannot run, before any work, with the key that is wrong."""
     from nmnc.analysis import WidthSweepConfig
@@ -204,45 +260,8 @@ def check(exp: Experiment, where: str = "experiment") -> None:
         raise NmncError(
             f"{where}: name '{exp.name}' must be letters, digits, '-' or '_' (it names folders)"
         )
-    _in(where, "train", "recipe", get_recipe, t.recipe)
-    for rule in t.rules:
-        _in(where, "train", "rules", RULES.get, rule)
-    if not t.rules or not t.seeds:
-        raise NmncError(f"{where} [train]: give at least one rule and one seed")
-    if "bp" not in t.rules:
-        raise NmncError(
-            f"{where} [train] rules: must include bp, the reference for the report and the analyses"
-        )
-    for key in t.run:
-        if not any(_accepts(get_recipe(t.recipe).model, rule, key) for rule in t.rules):
-            raise NmncError(
-                f"{where} [train] run.{key}: no rule of this experiment has the setting '{key}'"
-            )
-    for key, values in t.grid.items():
-        if not isinstance(values, (list, tuple)) or not values:
-            raise NmncError(
-                f"{where} [train] grid.{key}: give a non-empty list of values, e.g. {key} = [2, 4]"
-            )
-        if not any(_accepts(get_recipe(t.recipe).model, rule, key) for rule in t.rules):
-            raise NmncError(
-                f"{where} [train] grid.{key}: no rule of this experiment has the setting '{key}'"
-            )
-    from .protocol import SELECTABLE
-
-    for key, values in t.select.items():
-        if key not in SELECTABLE:
-            raise UnknownNameError(f"setting in {where} [train] select", key, SELECTABLE)
-        if not isinstance(values, (list, tuple)) or not values or not all(map(_positive, values)):
-            raise NmncError(
-                f"{where} [train] select.{key}: give a non-empty list of positive numbers, "
-                f"e.g. {key} = [0.01, 0.05]; got {values!r}"
-            )
-    configs = _in(where, "train", "run/grid/select", exp.run_configs, "unused")
-    if t.select and not all(c.val_examples > 0 for c in configs):
-        raise NmncError(
-            f"{where} [train] select: choosing step sizes needs a validation split; add "
-            "val_examples to [train] run (e.g. val_examples = 1000)"
-        )
+    check_train(exp, where)
+    exp.recurrent.check(where)
     scoring = ScoreConfig(models=s.baselines or ("pixels",), benchmarks=s.benchmarks)
     _in(where, "score", "baselines/benchmarks", check_scoring, scoring)
     for session in s.v4_sessions:

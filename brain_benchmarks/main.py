@@ -4,7 +4,10 @@ Runs an experiment (default: the built-in ``default``, see ``brain_benchmarks/ex
 1. trains its grid of runs (one recipe; every rule and seed);
 2. scores the runs and the baselines on the experiment's benchmarks;
 3. runs the analyses (alignment and dimension, gradient quality, a width sweep);
-4. writes the comparison report under ``<reports>/<experiment name>/``.
+4. runs the experiment's recurrent part, if it has one: a recurrent network on a sequence task
+   under the same protocol, its accuracy, gradient quality against BPTT and hidden-state manifold
+   (``brain_benchmarks/recurrent.py``);
+5. writes the comparison report under ``<reports>/<experiment name>/``.
 
 Every stage skips finished work, so a stopped job reruns from where it was: finished runs are
 skipped and interrupted ones resume from their checkpoint; scored (weights, benchmark) pairs are not
@@ -75,11 +78,13 @@ def run_experiment(cfg: MainConfig) -> Path:
     report_dir = Path(cfg.out) / exp.name
     protocol = Protocol(exp, cfg.work_dir, cfg.data_root)
     protocol.check_folders()  # a folder holding other settings stops the job before any work
+    if exp.recurrent.recipe:
+        Protocol(exp.recurrent.experiment(exp.name), cfg.work_dir, cfg.data_root).check_folders()
 
     t = exp.train
     picks = f"; step sizes chosen on validation: {t.select}" if t.select else ""
     stage(
-        f"1/4 training recipe {t.recipe} ({', '.join(t.rules)}; seeds "
+        f"1/5 training recipe {t.recipe} ({', '.join(t.rules)}; seeds "
         f"{', '.join(map(str, t.seeds))}{'; grid ' + str(t.grid) if t.grid else ''}{picks})"
     )
     runs, selection = protocol.run(cfg.progress)
@@ -89,7 +94,7 @@ def run_experiment(cfg: MainConfig) -> Path:
     for run in runs:
         first.setdefault(load_checkpoint(run / "checkpoint.pt").rule, str(run))
 
-    stage("2/4 scoring against primate data")
+    stage("2/5 scoring against primate data")
     sessions = exp.score.v4_sessions
     options = {"Cowley2023.V4-pls-raw": {"sessions": list(sessions)}} if sessions else {}
     score(
@@ -103,7 +108,7 @@ def run_experiment(cfg: MainConfig) -> Path:
         )
     )
 
-    stage("3/4 analyses")
+    stage("3/5 analyses")
     a, common = exp.analysis, {"data_root": cfg.data_root, "progress": cfg.progress}
     done = [
         analysis(
@@ -132,7 +137,19 @@ def run_experiment(cfg: MainConfig) -> Path:
         )
     )
 
-    stage("4/4 report")
+    sections = ()
+    if exp.recurrent.recipe:
+        stage(f"4/5 recurrent networks: recipe {exp.recurrent.recipe}")
+        from .recurrent import run_recurrent
+
+        folder = run_recurrent(
+            exp.recurrent, exp.name, cfg.work_dir, report_dir, cfg.data_root, cfg.progress
+        )
+        sections = (str(folder),)
+    else:
+        stage("4/5 recurrent networks: none in this experiment")
+
+    stage("5/5 report")
     page = build_report(
         ReportConfig(
             str(report_dir / "results.csv"),
@@ -142,6 +159,7 @@ def run_experiment(cfg: MainConfig) -> Path:
             cfg.data_root,
             exp.title,
             notes=(exp.note,) if exp.note else (),
+            sections=sections,
         )
     )
     minutes = (time.perf_counter() - t0) / 60
@@ -193,7 +211,11 @@ def main(argv=None) -> int:
     )
     if args.print_config:
         runs = [dataclasses.asdict(c) for c in exp.run_configs(args.work, args.data_root)]
-        print(to_json({"main": cfg, "runs": runs}))
+        shown = {"main": cfg, "runs": runs}
+        if exp.recurrent.recipe:
+            rec = exp.recurrent.experiment(exp.name).run_configs(args.work, args.data_root)
+            shown["recurrent_runs"] = [dataclasses.asdict(c) for c in rec]
+        print(to_json(shown))
         return 0
     page = run_experiment(cfg)
     import pandas as pd

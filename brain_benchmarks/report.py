@@ -17,9 +17,10 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ class ReportConfig:
     title: str = "nmnc comparison report"
     n_boot: int = 1000  # resamples (seeds and stimuli) behind every interval of the paired stats
     notes: tuple[str, ...] = ()  # paragraphs the experiment adds (its budget and what it costs)
+    sections: tuple[str, ...] = ()  # folders holding a section.json (the recurrent experiment)
 
 
 def region_of(benchmark: str) -> str:
@@ -425,6 +427,38 @@ class Document:
     method: str  # how the intervals were computed, in words
     selection: pd.DataFrame | None = None  # step sizes tried and chosen on the validation split
     notes: tuple[str, ...] = ()
+    sections: list[dict] = field(default_factory=list)  # read from section.json files
+
+
+def read_section(folder: Path, out: Path) -> dict:
+    """A section.json (title, paragraphs, tables as records, figure names) with its figures'
+    paths: relative to the report for report.md, absolute for embedding."""
+    path = Path(folder) / "section.json"
+    if not path.is_file():
+        raise NmncError(f"no section.json in {folder}; give folders written by the main job")
+    sec = json.loads(path.read_text())
+    sec["paths"] = [Path(folder) / name for name in sec.get("figures", [])]
+    sec["links"] = [os.path.relpath(p, out) for p in sec["paths"]]
+    return sec
+
+
+def section_markdown(sec: dict) -> list[str]:
+    """A section of report.md."""
+    md = [f"## {sec['title']}", ""] + [line for p in sec["paragraphs"] for line in (p, "")]
+    for t in sec["tables"]:
+        md += [f"**{t['caption']}**", "", pd.DataFrame(t["records"]).to_markdown(index=False), ""]
+    md += [f"![{Path(link).stem}]({link})" for link in sec["links"]]
+    return md + [""]
+
+
+def section_html(sec: dict) -> list[str]:
+    """A section of index.html, figures embedded."""
+    parts = [f"<h2>{html.escape(sec['title'])}</h2>"]
+    parts += [f"<p>{html.escape(p)}</p>" for p in sec["paragraphs"]]
+    for t in sec["tables"]:
+        frame = pd.DataFrame(t["records"])
+        parts += [f"<h3>{html.escape(t['caption'])}</h3>", frame.to_html(index=False, na_rep="")]
+    return parts + [img_tag(p) for p in sec["paths"]]
 
 
 SELECTION = (
@@ -506,8 +540,9 @@ def markdown(doc: Document) -> str:
         md += ["## Step sizes", "", SELECTION, "", doc.selection.to_markdown(index=False), ""]
     if doc.learn_table is not None:
         md += ["## Training", "", doc.learn_table.to_markdown(index=False, floatfmt=".4f"), ""]
-    md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in doc.figures]
-    md += ["", "## Provenance", "", doc.prov.to_markdown(index=False), ""]
+    md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in doc.figures] + [""]
+    md += [line for sec in doc.sections for line in section_markdown(sec)]
+    md += ["## Provenance", "", doc.prov.to_markdown(index=False), ""]
     return "\n".join(md)
 
 
@@ -542,6 +577,7 @@ def page(doc: Document) -> str:
         )
         parts += ["<h2>Training</h2>", training]
     parts += ["<h2>Figures</h2>"] + [img_tag(p) for p in doc.figures]
+    parts += [part for sec in doc.sections for part in section_html(sec)]
     parts += [
         "<h2>Provenance</h2>",
         doc.prov.to_html(index=False, table_id="provenance"),
@@ -574,6 +610,7 @@ def build_report(cfg: ReportConfig) -> Path:
                     "give folders written by nmnc.train or nmnc.analyze"
                 )
     out.mkdir(parents=True, exist_ok=True)
+    sections = [read_section(Path(f), out) for f in cfg.sections]
     committed_rows(df)  # no committed rows: a one-line error before any work
     acc, acc_mats = accuracy_rows(trained_models(df, cfg.runs), out, cfg.data_root)
     table_all = pd.concat([df, acc], ignore_index=True) if len(acc) else df
@@ -606,6 +643,7 @@ def build_report(cfg: ReportConfig) -> Path:
         method_text(cfg.n_boot),
         selection_table(out / "selection.csv"),
         cfg.notes,
+        sections,
     )
     write(out, "summary.csv", summary.to_csv(index=False))
     write(out, "differences.csv", paired.differences.to_csv(index=False))
@@ -645,6 +683,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="folders of analysis tables: alignment, gradient, width (repeatable)",
     )
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="DIR",
+        help="folders holding a section.json, e.g. the main job's <report>/recurrent (repeatable)",
+    )
     p.add_argument("--title", default=ReportConfig.__dataclass_fields__["title"].default)
     p.add_argument(
         "--n-boot",
@@ -662,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         data_root=args.data_root,
         title=args.title,
         n_boot=args.n_boot,
+        sections=tuple(args.sections),
     )
     if args.out:
         out_dir(args.out, "the report")

@@ -154,6 +154,7 @@ def test_report_cli_accumulates_and_prints_config(tmp_path, capsys):
         "title": "T",
         "n_boot": 1000,
         "notes": [],
+        "sections": [],
     }
     assert not out.exists()
     assert run_cli(report_main, ["--results", "r.csv"]) == 2

@@ -142,7 +142,8 @@ def test_resume_from_cli_in_process(tmp_path, data_root):
     [
         (
             ["--model", "cnnn"],
-            "unknown model 'cnnn' (did you mean 'cnn'?); choose from: alexnet, cnn, gru, resnet, rnn",
+            "unknown model 'cnnn' (did you mean 'cnn'?); "
+            "choose from: alexnet, cnn, gru, resnet, rnn",
         ),
         (["--rule", "bq"], "unknown rule 'bq' (did you mean 'bp'?)"),
         (["--dataset", "cifar100"], "unknown dataset 'cifar100' (did you mean 'cifar10'?)"),

@@ -179,9 +179,20 @@ def _gradient_rows(model, x, y, xm, cfg: RecurrentGradientConfig, state: str) ->
         k = min(k, n)
         base = {"state": state, "rule": rule_name, "noise_shape": shape, "time": time, "P": P}
         if rule_name == "readout":  # hidden weights stay at initialisation: no estimate
-            rows.append({**base, "n": n, "k": 0, "T": T, "alpha": 0.0, "chance": 0.0,
-                         "cos_activity": 0.0, "rms_cos": 0.0, "rms_cos_theory": 0.0,
-                         "cos_weight": 0.0})  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "n": n,
+                    "k": 0,
+                    "T": T,
+                    "alpha": 0.0,
+                    "chance": 0.0,
+                    "cos_activity": 0.0,
+                    "rms_cos": 0.0,
+                    "rms_cos_theory": 0.0,
+                    "cos_weight": 0.0,
+                }
+            )
             continue
         pooled = states_m.shape[0] * states_m.shape[1]  # the manifold sees every pooled state
         extra = {"k": k, "noise_shape": shape, "buffer": pooled} if rule_name == "nmnc" else {}

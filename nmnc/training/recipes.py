@@ -29,11 +29,13 @@ class Recipe:
     help: str = ""
     set: dict = field(default_factory=dict)  # settings for every rule (any --set key of nmnc.train)
     noise: dict = field(default_factory=dict)  # added for noise-correlation rules
+    per_rule: dict = field(default_factory=dict)  # rule -> settings of that rule only (nmnc's k)
 
     def settings(self, rule: str, extra: dict | None = None) -> dict:
-        """The ``--set`` pairs of a run of ``rule``: recipe, then noise settings, then ``extra``."""
+        """The ``--set`` pairs of a run of ``rule``: recipe, then noise settings, then the rule's
+        own, then ``extra``."""
         noise = {} if rule in NOISE_FREE else self.noise
-        return {**self.set, **noise, **(extra or {})}
+        return {**self.set, **noise, **self.per_rule.get(rule, {}), **(extra or {})}
 
     def config(
         self,
@@ -69,7 +71,7 @@ def flat_settings(table: dict, prefix: str = "") -> dict:
 
 def _load(path: Path) -> None:
     data = tomllib.loads(path.read_text())
-    allowed = {"model", "dataset", "help", "set", "noise"}
+    allowed = {"model", "dataset", "help", "set", "noise", "per_rule"}
     for name, body in data.items():
         unknown = set(body) - allowed
         if unknown:
