@@ -20,6 +20,7 @@ from nmnc.config import TrainConfig
 from nmnc.errors import NmncError, UnknownNameError
 from nmnc.rules import RULES
 from nmnc.training import get_recipe
+from nmnc.training.recipes import flat_settings
 
 from .recurrent import RecurrentPlan
 
@@ -166,7 +167,8 @@ def _section(cls, body, where: str):
     if cls in (TrainPlan, RecurrentPlan):  # grid/select values from the command line: "2,4"
         split = lambda d: {k: v.split(",") if isinstance(v, str) else v for k, v in d.items()}  # noqa: E731
         grid = {"grid": split(plan.grid)} if cls is TrainPlan else {}
-        plan = dataclasses.replace(plan, **grid, select=split(plan.select))
+        run = flat_settings(plan.run)  # run = { data = { seq_len = 50 } } -> data.seq_len
+        plan = dataclasses.replace(plan, **grid, run=run, select=split(plan.select))
     return plan
 
 

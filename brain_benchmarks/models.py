@@ -254,12 +254,7 @@ def torchvision_model(spec: str) -> ScoredModel:
 def from_checkpoint(path: str | Path, id: str | None = None) -> ScoredModel:
     """A trained model rebuilt from its checkpoint alone, with its training preprocessing."""
     ckpt = load_checkpoint(path)
-    if (ckpt.payload.get("data") or {}).get("kind") == "sequence":
-        raise NmncError(
-            f"{path}: a {ckpt.arch} trained on the sequence dataset {ckpt.dataset} takes no "
-            "images, so it cannot be scored against visual cortex; score image models (cnn, "
-            "resnet, alexnet)"
-        )
+    ckpt.require_images("scoring against visual cortex (it takes no images)")
     net = ckpt.build_model()
     return ScoredModel(
         id or str(path),

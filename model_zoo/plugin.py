@@ -126,6 +126,7 @@ def resolve(model: str) -> tuple[Checkpoint, str, str]:
         return ckpt, variant_id(model, ckpt.weights_hash), f"zoo model {model}"
     if Path(model).exists():
         ckpt = load_checkpoint(model)
+        ckpt.require_images("a Brain-Score plugin (Brain-Score's vision benchmarks show images)")
         ident = variant_id(f"{ckpt.rule}_{ckpt.arch}", ckpt.weights_hash)
         return ckpt, ident, f"checkpoint {Path(model).name}"
     raise UnknownNameError(

@@ -6,10 +6,13 @@
         --out DIR
     python -m nmnc.analyze efficiency --runs DIR [DIR ...] [--set target_acc=0.3] --out DIR
     python -m nmnc.analyze defaults [--set steps=40 --set seeds=0,1] --out DIR
+    python -m nmnc.analyze recurrent-gradient --checkpoint PATH [--set time=all,step] --out DIR
+    python -m nmnc.analyze recurrent-alignment --checkpoint PATH [--set k=1,4,16] --out DIR
 
 Files written under --out: alignment (alignment.csv, angles.csv, dimension.csv, alignment.png,
 dimension.png), gradient (gradient.csv), width-sweep (width.csv, width_fit.csv, width.png, runs/),
-efficiency (efficiency.csv, to_target.csv, efficiency.png), defaults (defaults.csv, defaults.md).
+efficiency (efficiency.csv, to_target.csv, efficiency.png), defaults (defaults.csv, defaults.md),
+recurrent-gradient (gradient.csv), recurrent-alignment (alignment.csv, dimension.csv).
 """
 
 from __future__ import annotations
@@ -30,11 +33,15 @@ def main(argv=None) -> int:
         DefaultsConfig,
         EfficiencyConfig,
         GradientConfig,
+        RecurrentAlignmentConfig,
+        RecurrentGradientConfig,
         WidthSweepConfig,
         analyse_checkpoint,
         defaults_table,
         gradient_quality,
         gradient_summary,
+        recurrent_alignment,
+        recurrent_gradients,
         sample_efficiency,
         width_sweep,
     )
@@ -69,6 +76,14 @@ def main(argv=None) -> int:
             DefaultsConfig,
             "the defaults table: NMNC's open choices by gradient cosine and short-run accuracy",
         ),
+        "recurrent-gradient": (
+            RecurrentGradientConfig,
+            "recurrent models: VNC, NMNC and read-out estimates through time against BPTT",
+        ),
+        "recurrent-alignment": (
+            RecurrentAlignmentConfig,
+            "recurrent models: alignment of the hidden-state manifold with the Jacobian, dimension",
+        ),
     }
     for name, (config, help_text) in jobs.items():
         fields = [
@@ -85,7 +100,7 @@ def main(argv=None) -> int:
             sets=f"analysis setting: {', '.join(fields)}",
             data_root="data_root" in {f.name for f in dataclasses.fields(config)},
         )
-        if name in ("alignment", "gradient"):
+        if name in ("alignment", "gradient", "recurrent-gradient", "recurrent-alignment"):
             s.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
         if name == "efficiency":
             s.add_argument(
@@ -124,6 +139,15 @@ def main(argv=None) -> int:
         for value in ("rms_cos", "rms_cos_theory"):
             print(f"median over layers of {value} (rows: state, rule, feedback, k; columns: P)")
             print(gradient_summary(df, value).to_string(float_format=lambda v: f"{v:.3f}"))
+    elif args.command == "recurrent-gradient":
+        from .analysis.recurrent import gradient_table
+
+        table = gradient_table(recurrent_gradients(cfg))
+        print("RMS cosine with BPTT (rows: state, rule, noise_shape, time, k; columns: P)")
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    elif args.command == "recurrent-alignment":
+        align, dims = recurrent_alignment(cfg)
+        print(_table(align), _table(dims), sep="\n\n")
     elif args.command == "defaults":
         tables = defaults_table(cfg)
         print(_table(tables["summary"]))

@@ -187,6 +187,19 @@ class Checkpoint:
         return self.payload["data"]["dataset"]
 
     @property
+    def kind(self) -> str:
+        """'image' or 'sequence': what the model reads (recurrent models read sequences)."""
+        return str((self.payload.get("data") or {}).get("kind", "image"))
+
+    def require_images(self, what: str) -> None:
+        """Refuse a checkpoint of a sequence model where images are needed, in one line."""
+        if self.kind != "image":
+            raise CheckpointError(
+                f"{self.path or 'checkpoint'}: a {self.arch} trained on sequences "
+                f"({self.dataset}) cannot be used by {what}; {RECURRENT_HINT}"
+            )
+
+    @property
     def input_size(self) -> int:
         return int(self.payload["data"]["input_size"])
 
@@ -240,6 +253,9 @@ class Checkpoint:
         }
 
 
+RECURRENT_HINT = (
+    "recurrent checkpoints take python -m nmnc.analyze recurrent-gradient / recurrent-alignment"
+)
 SLIM_DATA = ("dataset", "mean", "std", "input_size", "classes", "kind")  # kept in slim checkpoints
 
 

@@ -42,6 +42,24 @@ gradient_batch = 4
 manifold_images = 32
 widths = [0.25, 0.5]
 width_run = { steps = 2, train_examples = 256, batch_size = 32, eval_every = 2 }
+
+[recurrent]
+recipe = "rnn-cpu"
+rules = ["bp", "vnc", "nmnc", "readout"]
+seeds = [0, 1]
+select = { lr = [0.1, 0.5] }
+gradient_P = [1]
+gradient_k = [4]
+gradient_batch = 4
+manifold_sequences = 16
+alignment_k = [2]
+
+[recurrent.run]
+val_examples = 32
+steps = 3
+width = 0.25
+eval_every = 3
+data = { train_sequences = 128, test_sequences = 48, seq_len = 50 }
 """
 
 
@@ -153,12 +171,28 @@ def test_tiny_experiment_end_to_end_and_rerun(tmp_path, data_root, capsys, monke
     for folder in ("analysis_bp", "gradient", "width"):
         assert (tmp_path / "w" / "tiny" / folder / "done.json").exists()
     assert (tmp_path / "w" / "tiny" / "gradient" / "gradient.csv").exists()
+    # the recurrent part: its runs under the same protocol, its tables and its report section
+    rec = report / "recurrent"
+    acc = pd.read_csv(rec / "accuracy.csv")
+    assert list(acc.rule) == ["bp", "vnc", "nmnc", "readout"] and (acc.seeds == 2).all()
+    assert (acc.ci_low <= acc.test_acc).all() and (acc.test_acc <= acc.ci_high).all()
+    grad = pd.read_csv(rec / "gradient.csv")
+    assert set(grad.time) == {"all", "step"} and set(grad.state) == {"trained", "init"}
+    assert "## Recurrent networks" in (report / "report.md").read_text()
+    assert (rec / "rnn_learning.png").exists() and "rnn_gradient" in (
+        report / "index.html"
+    ).read_text()
+    runs = tmp_path / "w" / "tiny-recurrent"
+    ckpt = load_checkpoint(runs / "vnc_rnn_s1" / "checkpoint.pt")
+    assert ckpt.dataset == "neurogym:PerceptualDecisionMaking-v0" and ckpt.total_steps == 3
+    assert ckpt.config["dataset_settings"]["seq_len"] == 50
+    assert ckpt.config["rule_settings"]["match_k"] == 8  # energy-matched to NMNC's k = 8
     rows = len(df)
     t = time.time()
     # everything is done: nothing is trained, scored or analysed again
     assert run_cli(main, args) == 0
     err = capsys.readouterr().err
-    assert err.count("finished earlier") == 16 and err.count("skipped pixels") == 1
+    assert err.count("finished earlier") == 16 + 14 and err.count("skipped pixels") == 1
     assert len(pd.read_csv(report / "results.csv")) == rows and time.time() - t < 60
     # a changed setting never reuses the old weights: one line, no work
     assert run_cli(main, [*args, "--set", "train.run.momentum=0.5"]) == 2

@@ -165,6 +165,7 @@ def analyse_checkpoint(cfg: AlignmentConfig) -> dict[str, pd.DataFrame]:
     and ``summary``.
     """
     ckpt = load_checkpoint(cfg.checkpoint)
+    ckpt.require_images("the alignment analysis of image models")
     x = held_out(ckpt, cfg.images, cfg.data_root)
     parts = [
         analyse_model(ckpt.build_model(), x, "trained", cfg.progress),

@@ -145,6 +145,7 @@ def gradient_quality(cfg: GradientConfig) -> pd.DataFrame:
     ``<cfg.out>/gradient.csv``.
     """
     ckpt = load_checkpoint(cfg.checkpoint)
+    ckpt.require_images("the gradient analysis of image models")
     data = load_dataset(ckpt.dataset, cfg.data_root, input_size=ckpt.input_size)
     images = sample_images(data, cfg.batch_size, cfg.manifold_images)
     rows = []
