@@ -26,6 +26,8 @@ SWEEP = ["nmnc.analyze", "width-sweep", "--out", "{out}", "--quiet"]
 SCORE = ["brain_benchmarks.score", "--benchmark", "Kriegeskorte2008.monkeyIT-rsa", "--quiet"]
 PLUGIN = ["model_zoo", "plugin", "--bundle-weights", "--quiet"]
 CODE = "names posix.system: code, not"
+PDM = "neurogym:PerceptualDecisionMaking-v0"
+RNN = [*TRAIN, "--model", "rnn", "--dataset", PDM]
 
 CASES = [
     # settings that cannot train, or would train something other than asked
@@ -59,6 +61,30 @@ CASES = [
         "n_boot (--n-boot) must be at least 100",
     ),
     ("exclusive flags", ["model_zoo", "build", "nmnc_cnn", "--gpu", "--cpu"], "not allowed with"),
+    # recurrent models and sequence datasets
+    ("rnn on images", [*TRAIN, "--model", "rnn"], "model rnn takes sequences but dataset cifar10"),
+    ("cnn on a task", [*TRAIN, "--dataset", PDM], "model cnn takes images but dataset neurogym:"),
+    ("unknown task", [*RNN[:-1], PDM[:-4]], "did you mean 'PerceptualDecisionMaking-v0'"),
+    ("family without task", [*RNN[:-1], "neurogym"], "write neurogym:<TaskId>"),
+    ("unknown task key", [*RNN, "--set", "data.dtt=50"], "'dtt' (did you mean 'dt'?)"),
+    ("timing typo", [*RNN, "--set", "data.timing.stimulu=5"], "did you mean 'stimulus'"),
+    ("seq_len 0", [*RNN, "--set", "data.seq_len=0"], "data.seq_len must be at least 1, got 0"),
+    ("reward-only task", [*RNN[:-1], "neurogym:Bandit-v0"], "no ground truth"),
+    ("scifar10 settings", [*RNN[:-1], "scifar10", "--set", "data.x=1"], "has no settings"),
+    ("cifar10 settings", [*TRAIN, "--set", "data.x=1"], "dataset cifar10 has no settings"),
+    ("unknown time", [*RNN, "--rule", "vnc", "--set", "time=later"], "unknown time 'later'"),
+    (
+        "amortised rnn",
+        [*RNN, "--rule", "nmnc", "--set", "feedback=amortised"],
+        "recurrent models take feedback=example",
+    ),
+    ("alpha 0", [*RNN, "--set", "alpha=0"], "alpha (dt/tau) must be in (0, 1], got 0.0"),
+    ("relu gru", [*RNN, "--model", "gru", "--set", "nonlinearity=relu"], "unknown --set key"),
+    (
+        "image run as recurrent",
+        ["nmnc.analyze", "recurrent-gradient", "--checkpoint", "{run}", "--out", "{out}"],
+        "not a recurrent model",
+    ),
     # files that hold code, or weights of another model
     ("code: resume", ["nmnc.train", "--resume", "{evil_run}", "--quiet"], CODE),
     ("code: analyze", [*ALIGN[:3], "{evil}", "--out", "{out}", "--quiet"], CODE),

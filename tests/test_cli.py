@@ -23,6 +23,7 @@ ENTRY_POINTS = [
     "brain_benchmarks.score",
     "brain_benchmarks.report",
     "brain_benchmarks.main",
+    "brain_benchmarks.recurrent",
     "brain_benchmarks.timing",
 ]
 

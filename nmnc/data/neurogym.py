@@ -143,7 +143,7 @@ def split_settings(task: str, settings: dict | None) -> tuple[NeuroGymSettings, 
     ngs = apply_overrides(NeuroGymSettings(), ours, f"neurogym:{task} setting")
     for name in ("seq_len", "train_sequences", "test_sequences"):
         if getattr(ngs, name) < 1:
-            raise NmncError(f"setting {name}={getattr(ngs, name)} must be at least 1")
+            raise NmncError(f"data.{name} must be at least 1, got {getattr(ngs, name)}")
     _check_task(task, kwargs)
     return ngs, kwargs
 
