@@ -56,7 +56,9 @@ def _checkpoint_of(spec: str):
     from nmnc.checkpoint import load_checkpoint
 
     if Path(spec).exists():
-        return load_checkpoint(spec)
+        ckpt = load_checkpoint(spec)
+        ckpt.require_images("the report's image test accuracy (give it as a --sections folder)")
+        return ckpt
     from .models import resolve_model, zoo_name
 
     if zoo_name(spec):

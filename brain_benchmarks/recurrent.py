@@ -103,12 +103,14 @@ class RecurrentPlan:
         )
 
 
-def decisions(checkpoint: str | Path, data=None, data_root=None) -> np.ndarray:
-    """Whether each scored step (decision) of the test split is right, in split order."""
+def decisions(ckpt, data=None, data_root=None) -> np.ndarray:
+    """Whether each scored step (decision) of the test split is right, in split order, for a
+    checkpoint (or its path)."""
     from nmnc.checkpoint import load_checkpoint
     from nmnc.data import load_dataset
 
-    ckpt = load_checkpoint(checkpoint)
+    if not hasattr(ckpt, "build_model"):
+        ckpt = load_checkpoint(ckpt)
     if data is None:
         data = load_dataset(ckpt.dataset, data_root, settings=ckpt.config.get("dataset_settings"))
     model, test = ckpt.build_model(), data.test
@@ -134,8 +136,8 @@ def accuracy_tables(runs: list[Path], data_root=None, n_boot: int = 1000):
     first = ckpts[0]
     data = load_dataset(first.dataset, data_root, settings=first.config.get("dataset_settings"))
     by_rule: dict[str, list] = {}
-    for run, ckpt in zip(runs, ckpts):
-        by_rule.setdefault(ckpt.rule, []).append((ckpt.seed, decisions(run, data)))
+    for ckpt in ckpts:
+        by_rule.setdefault(ckpt.rule, []).append((ckpt.seed, decisions(ckpt, data)))
     rules = [r for r in RULE_ORDER if r in by_rule]
     seeds = sorted({s for v in by_rule.values() for s, _ in v})
     mats = {}  # rule -> (seeds, n_boot) accuracy on resampled trials (the same resamples for all)
@@ -165,10 +167,12 @@ def accuracy_tables(runs: list[Path], data_root=None, n_boot: int = 1000):
         )
     diffs = []
     for a, b in PAIRS:
-        if a in mats and b in mats and mats[a].shape == mats[b].shape:
-            d = stats.paired(mats[a], mats[b])
-            point = np.mean([correct[(a, s)].mean() - correct[(b, s)].mean() for s in seeds])
-            diffs.append({"difference": f"{a} - {b}", "mean": float(point), **d})
+        both = [s for s in seeds if (a, s) in correct and (b, s) in correct]  # paired by seed
+        if not both:
+            continue
+        d = stats.paired(*(boot[[order.index((r, s)) for s in both]] for r in (a, b)))
+        point = np.mean([correct[(a, s)].mean() - correct[(b, s)].mean() for s in both])
+        diffs.append({"difference": f"{a} - {b}", "seeds": len(both), "mean": float(point), **d})
     return pd.DataFrame(table), pd.DataFrame(diffs)
 
 
@@ -213,7 +217,8 @@ def figures(runs: list[Path], grad: pd.DataFrame, align: pd.DataFrame, out: Path
 
     trained = grad[(grad.state == "trained") & (grad.rule != "readout")]
     label = trained.rule + trained.apply(
-        lambda r: f" k={r.k} {r.noise_shape}" if r.rule == "nmnc" else "", axis=1
+        lambda r: f" k={r.k} {r.noise_shape}" if r.rule == "nmnc" else f" (k={r.match_k} energy)",
+        axis=1,
     )
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     for ax, time in zip(axes, ("all", "step")):
@@ -295,7 +300,12 @@ def gradient_summary(grad: pd.DataFrame) -> pd.DataFrame:
     """RMS cosine with BPTT (measured / theory) by state, estimator and time mode, columns P."""
     g = grad[grad.rule != "readout"].copy()
     g["estimator"] = g.rule + g.apply(
-        lambda r: f" (k={r.k}, {r.noise_shape})" if r.rule == "nmnc" else f" (n={r.n})", axis=1
+        lambda r: (
+            f" (k={r.k}, {r.noise_shape})"
+            if r.rule == "nmnc"
+            else f" (n={r.n}, energy of k={r.match_k})"
+        ),
+        axis=1,
     )
     g["value"] = g.apply(
         lambda r: (
@@ -331,7 +341,8 @@ def write_section(folder: Path, plan, runs, selection, acc, diffs, grad, align, 
         f"batch {ckpt.config.get('batch_size')}; rules {', '.join(plan.rules)}; seeds "
         f"{', '.join(map(str, plan.seeds))}."
     )
-    ratio = _ratio(grad)
+    nmnc_runs = [r for r in runs if load_checkpoint(r).rule == "nmnc"]
+    ratio = _ratio(grad, load_checkpoint(nmnc_runs[0]).rule_settings["k"] if nmnc_runs else None)
     section = {
         "title": "Recurrent networks",
         "paragraphs": [
@@ -365,18 +376,24 @@ def write_section(folder: Path, plan, runs, selection, acc, diffs, grad, align, 
     atomic_write_text(folder / "section.json", json.dumps(section, indent=1))
 
 
-def _ratio(grad: pd.DataFrame) -> str:
-    """A sentence on NMNC's cosine over VNC's at the largest P (trained, time=all)."""
+def _ratio(grad: pd.DataFrame, k: int | None) -> str:
+    """A sentence on NMNC's cosine over energy-matched VNC's at the largest P (trained,
+    time=all), at the k the NMNC runs trained with (else the smallest measured)."""
     t = grad[(grad.state == "trained") & (grad.time == "all") & (grad.P == grad.P.max())]
-    v, m = t[t.rule == "vnc"], t[(t.rule == "nmnc") & (t.noise_shape == "white")]
-    if not len(v) or not len(m):
+    m = t[(t.rule == "nmnc") & (t.noise_shape == "white")]
+    if not len(m):
         return ""
-    best = m.loc[m.rms_cos.idxmax()]
+    k = k if k in set(m.k) else int(m.k.min())
+    best = m[m.k == k].iloc[0]
+    v = t[(t.rule == "vnc") & (t.match_k == k)]
+    if not len(v):
+        return ""
     r = best.rms_cos / max(v.rms_cos.iloc[0], 1e-12)
     P, T, n, k = best.P, best["T"], best.n, best.k
     theory = np.sqrt(best.alpha * (P + T * n - 1) / (P + T * k - 1))
     return (
-        f" At P = {int(best.P)} NMNC (k = {int(best.k)}, white) reaches {r:.1f}x VNC's RMS cosine "
+        f" At P = {int(best.P)} NMNC (k = {int(best.k)}, white) reaches {r:.1f}x the RMS cosine of "
+        "energy-matched VNC "
         f"(alpha = {best.alpha:.2f}, n = {int(n)}, T = {int(T)}; theory: "
         f"sqrt(alpha (P + T n - 1) / (P + T k - 1)) = "
         f"{theory:.1f}x)."

@@ -436,7 +436,12 @@ def read_section(folder: Path, out: Path) -> dict:
     path = Path(folder) / "section.json"
     if not path.is_file():
         raise NmncError(f"no section.json in {folder}; give folders written by the main job")
-    sec = json.loads(path.read_text())
+    try:
+        sec = json.loads(path.read_text())
+        if not {"title", "paragraphs", "tables"} <= set(sec):
+            raise ValueError("missing title, paragraphs or tables")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise NmncError(f"{path} is not a section written by the main job ({err})") from None
     sec["paths"] = [Path(folder) / name for name in sec.get("figures", [])]
     sec["links"] = [os.path.relpath(p, out) for p in sec["paths"]]
     return sec

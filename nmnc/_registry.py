@@ -152,6 +152,17 @@ def _parse(text: str, kind: Any) -> Any:
     return text
 
 
+def guess_value(value: Any) -> Any:
+    """A setting without a declared type (a dataset's own): a string that reads as a number,
+    true/false or none becomes one; anything else stays as it is."""
+    if not isinstance(value, str):
+        return value
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    return _parse(value, None)
+
+
 def _check(value: Any, kind: Any) -> Any:
     """A value that is already typed (from TOML or Python), checked against ``kind``."""
     if isinstance(value, str):

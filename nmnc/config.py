@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._registry import apply_overrides
+from ._registry import apply_overrides, guess_value
 from .errors import NmncError, UnknownNameError
 from .models import MODELS
 from .rules import RULES
@@ -96,8 +96,8 @@ def build_config(base: TrainConfig, sets: dict[str, object]) -> TrainConfig:
     data_s = dict(base.dataset_settings)
     for key, value in sets.items():
         scope, _, name = key.partition(".") if "." in key else ("", "", key)
-        if scope == "data" and name:
-            data_s[name] = value
+        if scope == "data" and name:  # typed as TOML would type it: "50" and 50 are one run
+            data_s[name] = guess_value(value)
             continue
         if scope and scope not in SCOPES:
             raise UnknownNameError(
@@ -139,11 +139,9 @@ def check(cfg: TrainConfig) -> None:
 
     check_dataset(cfg.dataset, cfg.dataset_settings)
     recurrent = MODELS.get(cfg.model).kind == "recurrent"
-    if recurrent and cfg.rule_settings.get("feedback") == "amortised":
-        raise NmncError(
-            "feedback=amortised averages a feed-forward layer's Jacobian; recurrent models "
-            "take feedback=example"
-        )
+    from .rules._noise import check_recurrent
+
+    check_recurrent(RULES.settings(cfg.rule, cfg.rule_settings), recurrent)
     sequences = DATASETS.get(cfg.dataset).kind == "sequence"
     if recurrent != sequences:
         takes = "sequences" if recurrent else "images"

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 IGNORE = -1  # a sequence step without a target
 
 
-def _full(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits in float32; float32 and float64 as they are."""
-    return t if t.dtype == torch.float64 else t.float()
+def full(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision (autocast) tensors in float32; float32 and float64 as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _flat(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,13 +26,13 @@ def _flat(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the examples (images) or the labelled steps (sequences)."""
-    z, t = _flat(_full(logits), y)
+    z, t = _flat(full(logits), y)
     return F.cross_entropy(z, t, ignore_index=IGNORE)
 
 
 def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """e = dL/dlogits of :func:`loss`: (softmax - onehot) / labelled count, zero where y = -1."""
-    z, t = _flat(_full(logits), y)
+    z, t = _flat(full(logits), y)
     p = torch.softmax(z, dim=1)
     keep = t != IGNORE
     onehot = F.one_hot(t.clamp_min(0), p.shape[1]).to(p.dtype)
@@ -40,14 +40,18 @@ def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return e.view(logits.shape)
 
 
-def shares(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def shares(logits: torch.Tensor, y: torch.Tensor, labelled: int | None = None) -> torch.Tensor:
     """Each example's share of the batch loss for logits (N, B, ...) of N copies of a batch:
-    (N, B), summing over B to :func:`loss` of each copy (the scalar-loss form of the rules)."""
+    (N, B), summing over B to :func:`loss` of each copy (the scalar-loss form of the rules).
+
+    ``labelled``: the batch's count of labelled steps when ``y`` holds only some of its steps
+    (the rest of a sequence after step t), so the shares stay those of the whole batch's loss."""
     N, B = logits.shape[:2]
-    z = _full(logits).reshape(N * B, -1, logits.shape[-1])  # (N*B, steps, C)
+    z = full(logits).reshape(N * B, -1, logits.shape[-1])  # (N*B, steps, C)
     t = y.reshape(B, -1).repeat(N, 1)
     per = F.cross_entropy(z.transpose(1, 2), t, ignore_index=IGNORE, reduction="none")
-    return per.sum(1).view(N, B) / (y != IGNORE).sum().clamp_min(1)
+    count = int((y != IGNORE).sum()) if labelled is None else labelled
+    return per.sum(1).view(N, B) / max(count, 1)
 
 
 def tally(
@@ -57,7 +61,7 @@ def tally(
 
     Images score every example; sequences the steps ``scored`` marks (every labelled step if
     None)."""
-    z, t = _flat(_full(logits), y)
+    z, t = _flat(full(logits), y)
     keep = t != IGNORE
     total = F.cross_entropy(z, t, ignore_index=IGNORE, reduction="sum").item()
     mask = keep if scored is None else scored.reshape(-1) & keep

@@ -169,3 +169,55 @@ def test_recurrent_settings_are_checked():
     with pytest.raises(NmncError, match="amortised"):
         build_rule("vnc", model, feedback="amortised")
     assert math.prod(model.layer_shapes()["rnn"]) == 4
+
+
+@pytest.mark.parametrize("time", ["all", "step"])
+def test_loss_and_jacobian_forms_agree_in_size_for_both_time_modes(time):
+    torch.manual_seed(2)
+    model = build_model("rnn", inputs=N_IN, hidden=N, num_classes=C, alpha=0.5).double()
+    x, y = sequences(4, seed=7)
+    with torch.no_grad():
+        acts, logits = model.walk(x)
+    e = output_error(logits, y)
+    xi = 1e-4 * torch.randn(3, *acts["rnn"].shape, dtype=x.dtype)
+    est = {
+        form: correlate_through_time(model, x, acts["rnn"], xi, 1e-8, e, y, form=form, time=time)
+        for form in ("jacobian", "loss")
+    }
+    # the same draws: the loss change of the whole batch equals its first-order change
+    torch.testing.assert_close(est["loss"], est["jacobian"], rtol=1e-3, atol=1e-9)
+
+
+def test_step_mode_chunks_and_plain_differences_change_nothing_in_a_linear_rnn():
+    model = linear_rnn()
+    x, y = sequences(3)
+    with torch.no_grad():
+        acts, logits = model.walk(x)
+    e, h = output_error(logits, y), acts["rnn"]
+    xi = 0.1 * torch.randn(2, *h.shape, dtype=x.dtype)
+    a = correlate_through_time(model, x, h, xi, 0.01, e, y, time="step")
+    b = correlate_through_time(model, x, h, xi, 0.01, e, y, time="step", max_batch=3)
+    c = correlate_through_time(model, x, h, xi, 0.01, e, y, time="step", antithetic=False)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, c)  # linear: one-sided differences are exact too
+
+
+def test_vnc_noise_energy_is_matched_per_step():
+    model = build_model("rnn", inputs=2, hidden=16)
+    rule = build_rule("vnc", model, match_k=4, sigma=0.1)
+    h = torch.zeros(3, 7, 16)  # (B, T, n): energy per step, not per sequence
+    xi, var = rule.noise("rnn", h, torch.Generator().manual_seed(0))
+    assert xi.shape == (16, 3, 7, 16) and var == pytest.approx(0.1**2 * 4 / 16)
+
+
+def test_nmnc_pools_states_of_every_example_when_they_exceed_the_buffer():
+    model = build_model("rnn", inputs=2, hidden=6)
+    rule = build_rule("nmnc", model, k=2, buffer=40, noise_shape="white")
+    states = torch.zeros(8, 10, 6)  # 80 pooled states > buffer 40
+    g = torch.Generator().manual_seed(0)
+    states[:4, :, 0] = torch.randn(4, 10, generator=g)  # the first examples live on axis 0
+    states[4:, :, 1] = torch.randn(4, 10, generator=g)  # the last ones on axis 1
+    rule.observe({"rnn": states})
+    U = rule.manifolds["rnn"].U
+    on = (U[:2] ** 2).sum(1)  # the share of axes 0 and 1 in span(U)
+    assert (on > 0.95).all(), on

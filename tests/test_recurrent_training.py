@@ -2,6 +2,7 @@
 kept away from the image-only commands."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -30,8 +31,10 @@ def test_every_rule_trains_the_rnn_on_a_neurogym_task(rule, tmp_path):
     extra = ["--set", "P=2"] if rule in ("vnc", "nmnc") else []
     extra += ["--set", "k=4"] if rule == "nmnc" else []
     ckpt = train(tmp_path / rule, "--rule", rule, "--steps", "4", *extra)
-    rows = [json.loads(line) for line in (tmp_path / rule / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 4 and all(r["loss"] > 0 for r in rows)
+    rows = [
+        json.loads(line) for line in (tmp_path / rule / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 4 and all(math.isfinite(r["loss"]) and 0 <= r["acc"] <= 1 for r in rows)
     assert ckpt.dataset == PDM and ckpt.kind == "sequence" and ckpt.model_settings["inputs"] == 3
     per_step = 2 * 16 if rule in ("vnc", "nmnc") else 0  # P draws per sequence
     assert rows[-1]["perturbations"] == 4 * per_step
@@ -64,8 +67,11 @@ def test_resume_matches_uninterrupted(tmp_path):
 def test_one_step_at_a_time_trains(tmp_path):
     args = ["--rule", "vnc", "--set", "P=2", "--set", "time=step", "--set", "data.seq_len=25"]
     ckpt = train(tmp_path / "step", *args, "--steps", "2")
-    rows = [json.loads(line) for line in (tmp_path / "step" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "step" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert rows[-1]["forward_passes"] == pytest.approx(2 * 2 * 16 * (25 + 1) / 2)
+    assert rows[-1]["perturbations"] == 2 * 2 * 16 * 25  # each step perturbed on its own
     assert ckpt.rule_settings["time"] == "step"
 
 

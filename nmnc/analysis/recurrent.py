@@ -11,7 +11,8 @@ or PCA-shaped noise at each k, ``readout``: no estimate), ``time`` mode and P, t
 the rule's estimate of ``dL/dh_t`` at every step (its own ``estimate``, as in training) and the
 exact one from BPTT, per sequence over all steps (``cos_activity`` mean, ``rms_cos``), and in
 weight space (the local update fed the estimate against BPTT's weight gradient, ``cos_weight``).
-``alpha`` is the share of the exact gradient on the manifold, ``chance`` k/n. Theory (white
+``alpha`` is the share of the exact gradient on the manifold, ``chance`` k/n; VNC is measured at
+the noise energy of NMNC at each k (``match_k``). Theory (white
 noise, ``time='all'``, every step perturbed at once): ``E cos^2 = alpha P / (P + T k - 1)`` (VNC:
 alpha = 1, k = n); ``time='step'`` has the per-step law, so its whole-sequence theory is NaN.
 
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import load_checkpoint
 from ..data import load_dataset
+from ..engine.through_time import TIMES
 from ..errors import NmncError, UnknownNameError
 from ..io import atomic_write_text
 from ..models._base import INPUT
@@ -43,7 +45,6 @@ from ..rules import build_rule
 from .dimension import participation_ratio, twonn
 
 RULES = ("vnc", "nmnc", "readout")
-TIMES = ("all", "step")
 SHAPES = ("white", "pca")
 
 
@@ -169,7 +170,7 @@ def _gradient_rows(model, x, y, xm, cfg: RecurrentGradientConfig, state: str) ->
         for shape in (cfg.noise_shapes if rule == "nmnc" else ("white",))
         for time in (cfg.time if rule != "readout" else ("all",))
         for P in cfg.P
-        for k in (cfg.k if rule == "nmnc" else (n,))
+        for k in (cfg.k if rule != "readout" else (0,))  # VNC: the energy of NMNC at each k
     ]
     fitted = {}
     rows = []
@@ -178,6 +179,7 @@ def _gradient_rows(model, x, y, xm, cfg: RecurrentGradientConfig, state: str) ->
     ):
         k = min(k, n)
         base = {"state": state, "rule": rule_name, "noise_shape": shape, "time": time, "P": P}
+        base["match_k"] = k  # VNC's noise energy is NMNC's at this k (per step)
         if rule_name == "readout":  # hidden weights stay at initialisation: no estimate
             rows.append(
                 {
@@ -195,7 +197,11 @@ def _gradient_rows(model, x, y, xm, cfg: RecurrentGradientConfig, state: str) ->
             )
             continue
         pooled = states_m.shape[0] * states_m.shape[1]  # the manifold sees every pooled state
-        extra = {"k": k, "noise_shape": shape, "buffer": pooled} if rule_name == "nmnc" else {}
+        extra = (
+            {"k": k, "noise_shape": shape, "buffer": pooled}
+            if rule_name == "nmnc"
+            else {"match_k": k}
+        )
         rule = build_rule(rule_name, model, P=P, time=time, **extra, **sigma)
         alpha = 1.0
         if rule_name == "nmnc":
@@ -213,15 +219,16 @@ def _gradient_rows(model, x, y, xm, cfg: RecurrentGradientConfig, state: str) ->
         w_est = local_weight_gradient(model, x, est)
         white = rule_name == "vnc" or shape == "white"
         dim = T * (k if rule_name == "nmnc" else n)
+        units = k if rule_name == "nmnc" else n  # dimensions the noise spans at each step
         theory = math.sqrt(alpha * P / (P + dim - 1)) if white and time == "all" else math.nan
         rows.append(
             {
                 **base,
                 "n": n,
-                "k": k,
+                "k": units,
                 "T": T,
                 "alpha": alpha,
-                "chance": k / n,
+                "chance": units / n,
                 "cos_activity": cos.mean().item(),
                 "rms_cos": (cos**2).mean().sqrt().item(),
                 "rms_cos_theory": theory,
@@ -273,5 +280,5 @@ def recurrent_alignment(cfg: RecurrentAlignmentConfig) -> tuple[pd.DataFrame, pd
 
 def gradient_table(df: pd.DataFrame, value: str = "rms_cos") -> pd.DataFrame:
     """``value`` with rows (state, rule, noise_shape, time, k) and columns P."""
-    keys = ["state", "rule", "noise_shape", "time", "k", "P"]
+    keys = ["state", "rule", "noise_shape", "time", "k", "match_k", "P"]
     return df.groupby(keys, sort=False)[value].first().unstack("P")

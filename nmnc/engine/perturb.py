@@ -44,9 +44,7 @@ def frozen_norm(model: nn.Module):
 output_error = objective.output_error  # e = dL/dlogits: (softmax - onehot) / B for images
 
 
-def _full(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision outputs (autocast) are differenced in float32; float64 stays float64."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+_full = objective.full  # half-precision outputs (autocast) are differenced in float32
 
 
 def _batched(f: Callable, inputs: torch.Tensor, max_batch: int, B: int = 1) -> torch.Tensor:

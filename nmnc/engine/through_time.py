@@ -23,20 +23,20 @@ from __future__ import annotations
 import torch
 
 from ..errors import UnknownNameError
-from ..objective import shares
+from ..objective import IGNORE, full, shares
 from .perturb import _project
 
 TIMES = ("all", "step")
 
 
 def _score(plus, minus, e, y, antithetic: bool, form: str, steps: slice) -> torch.Tensor:
-    """(P, B) first-order (Jacobian form) or actual (loss form) loss change of each draw, over
-    the output steps ``steps`` of ``plus``/``minus`` (P or 1, B, T', C)."""
+    """(P, B) first-order (Jacobian form) or actual (loss form) change of the batch loss of each
+    draw, over the output steps ``steps`` of ``plus``/``minus`` (P or 1, B, T', C)."""
     half = 2 if antithetic else 1
     if form == "jacobian":
         return ((plus - minus) * e[:, steps].unsqueeze(0)).sum((2, 3)) / half
-    yy = y[:, steps]
-    return (shares(plus, yy) - shares(minus.expand_as(plus), yy)) / half
+    yy, labelled = y[:, steps], int((y != IGNORE).sum())  # shares of the whole batch's loss
+    return (shares(plus, yy, labelled) - shares(minus.expand_as(plus), yy, labelled)) / half
 
 
 def _rollouts(model, x, drive, copies: int, noise=None, h0=None, start: int = 0, max_batch=4096):
@@ -49,7 +49,7 @@ def _rollouts(model, x, drive, copies: int, noise=None, h0=None, start: int = 0,
         m = min(rows, copies * B - i) // B
         part = lambda t: None if t is None else t[i : i + m * B]  # noqa: E731
         rep = lambda t: None if t is None else t.repeat(m, *[1] * (t.dim() - 1))  # noqa: E731
-        outs.append(model.rollout(rep(x), part(noise), part(h0), start, rep(drive)).float())
+        outs.append(full(model.rollout(rep(x), part(noise), part(h0), start, rep(drive))))
     return torch.cat(outs)
 
 
@@ -72,31 +72,29 @@ def correlate_through_time(
     if time not in TIMES:
         raise UnknownNameError("time", time, TIMES)
     P, B, T = xi.shape[:3]
-    drive = model.rnn.drive(x)
     signs = (lambda z: torch.cat([z, -z])) if antithetic else (lambda z: z)
     with torch.no_grad():
+        drive = model.rnn.drive(x)
         if time == "all":
             noise = signs(xi).flatten(0, 1)  # (2P*B, T, n)
             out = _rollouts(model, x, drive, len(noise) // B, noise, max_batch=max_batch)
             out = out.view(2 if antithetic else 1, P, B, T, -1)
-            minus = out[1] if antithetic else model.rollout(x, drive=drive).float().unsqueeze(0)
+            minus = out[1] if antithetic else full(model.rollout(x, drive=drive)).unsqueeze(0)
             s = _score(out[0], minus, e, y, antithetic, form, slice(0, T))
             return _project(s, xi, var).to(h.dtype)
         g = torch.empty_like(h)
-        clean = None if antithetic else model.rollout(x, drive=drive).float().unsqueeze(0)
+        if not antithetic:  # the baseline restarts from the same clean state, unperturbed
+            signs = lambda z: torch.cat([z, torch.zeros_like(z[:1])])  # noqa: E731
         for t in range(T):
-            start = h[:, t].unsqueeze(0) + signs(xi[:, :, t])  # (2P or P, B, n) at step t
-            first = model.readout(start).float().unsqueeze(2)  # output at step t
+            start = h[:, t].unsqueeze(0) + signs(xi[:, :, t])  # (2P or P + 1, B, n) at step t
+            first = full(model.readout(start)).unsqueeze(2)  # output at step t
             later = []
             if t + 1 < T:
                 h0 = start.flatten(0, 1)
                 rest = _rollouts(model, x, drive, len(start), None, h0, t + 1, max_batch)
                 later = [rest.view(*start.shape[:2], T - t - 1, -1)]
             out = torch.cat([first, *later], 2)  # (2P or P, B, T - t, C)
-            if antithetic:
-                plus, minus = out[:P], out[P:]
-            else:
-                plus, minus = out, clean[:, :, t:]
+            plus, minus = out[:P], out[P:]
             s = _score(plus, minus, e, y, antithetic, form, slice(t, T))
             g[:, t] = _project(s, xi[:, :, t], var)
         return g
@@ -106,3 +104,8 @@ def rollouts_per_draw(T: int, time: str, antithetic: bool) -> float:
     """Perturbed rollouts (in units of full-sequence rollouts) per example and draw."""
     per = 2 if antithetic else 1
     return per * ((T + 1) / 2 if time == "step" else 1)
+
+
+def perturbations_per_draw(T: int, time: str) -> int:
+    """Separately perturbed rollouts per draw: one (every step at once), or one per step."""
+    return T if time == "step" else 1

@@ -21,10 +21,16 @@ import torch
 
 from ..engine.feedback import AmortisedFeedback, batch_jacobian
 from ..engine.norm import capture_batch_stats, clean_stats
-from ..engine.perturb import _full, correlate, correlate_all, forward_passes
-from ..engine.through_time import TIMES, correlate_through_time, rollouts_per_draw
+from ..engine.perturb import correlate, correlate_all, forward_passes
+from ..engine.through_time import (
+    TIMES,
+    correlate_through_time,
+    perturbations_per_draw,
+    rollouts_per_draw,
+)
 from ..errors import NmncError, UnknownNameError
 from ..models._base import INPUT
+from ..objective import full as _full
 from ..objective import loss as objective_loss
 from ..objective import output_error
 from . import Rule, StepResult
@@ -60,6 +66,15 @@ def check_noise_settings(s) -> None:
         )
 
 
+def check_recurrent(settings, recurrent: bool) -> None:
+    """Settings a recurrent model cannot take (checked by the config before any work too)."""
+    if recurrent and getattr(settings, "feedback", "example") == "amortised":
+        raise NmncError(
+            "feedback=amortised averages a feed-forward layer's Jacobian; recurrent models "
+            "take feedback=example"
+        )
+
+
 def selected_layers(spec: str, hidden: list[str]) -> list[str]:
     """The hidden layers ``layers=all|a,b`` names, in network order (unknown names are errors)."""
     chosen = hidden if spec == "all" else [name.strip() for name in spec.split(",")]
@@ -82,11 +97,7 @@ class NoiseRule(Rule):
         self.feedback = {name: AmortisedFeedback(settings.feedback_decay) for name in self.layers}
         self.stats: dict = {}  # BatchNorm statistics of the latest clean pass
         self.recurrent = getattr(model, "recurrent", False)
-        if self.recurrent and settings.feedback == "amortised":
-            raise NmncError(
-                "feedback=amortised averages a feed-forward layer's Jacobian; recurrent models "
-                "take feedback=example"
-            )
+        check_recurrent(settings, self.recurrent)
 
     def rows(self, layer: str, h: torch.Tensor) -> torch.Tensor:
         """Activity (B, *shape) or, in a recurrent model, (B, T, *shape) as one row per example
@@ -191,7 +202,8 @@ class NoiseRule(Rule):
         s, P, B = self.settings, self.settings.P, len(y)
         per_layer = len(self.layers) if s.mode == "layerwise" or self.recurrent else 1
         draws = P * per_layer
-        if self.recurrent:  # in full-sequence rollouts
+        if self.recurrent:  # in full-sequence rollouts; one step at a time: T perturbations
+            draws *= perturbations_per_draw(x.shape[1], s.time)
             passes = P * rollouts_per_draw(x.shape[1], s.time, s.antithetic) * per_layer
         else:
             passes = forward_passes(P, s.antithetic) * per_layer

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..engine.manifold import ESTIMATORS, K_RULES, NOISE_SHAPES, SPACES, make_manifold
 from ..errors import NmncError, UnknownNameError
 from . import RULES
@@ -19,9 +21,7 @@ class NMNCSettings:
     antithetic: bool = True
     form: str = "jacobian"  # 'jacobian' or 'loss'
     mode: str = "layerwise"  # 'layerwise' or 'all'
-    time: str = (
-        "all"  # recurrent models: 'all' steps in one rollout per draw, or one 'step' at a time
-    )
+    time: str = "all"  # recurrent models: every step at once ('all') or one 'step' at a time
     layers: str = "all"
     max_batch: int = 4096
     # manifold dimension (the cap when k_rule is adaptive: k_max); a layer smaller than k uses its
@@ -104,7 +104,11 @@ class NMNC(NoiseRule):
 
     def observe(self, acts):
         for name, m in self.manifolds.items():
-            m.observe(self.rows(name, acts[name]), self.t)
+            rows = self.rows(name, acts[name])
+            if len(rows) > self.settings.buffer:  # states pooled over time and examples: keep
+                pick = torch.linspace(0, len(rows) - 1, self.settings.buffer, device=rows.device)
+                rows = rows[pick.long()]  # evenly spaced ones, from every example of the batch
+            m.observe(rows, self.t)
 
     def noise(self, layer, h, gen):
         """``sigma U z`` (white) or ``sigma U diag(s) z`` (noise_shape=pca) per example; the

@@ -132,7 +132,13 @@ class Run:
         model_settings = dict(cfg.model_settings)
         model_settings["num_classes"] = self.data.num_classes  # the read-out follows the dataset
         if "inputs" in model_settings:  # so do a recurrent model's input units
-            model_settings["inputs"] = self.data.input_dim
+            given, units = model_settings["inputs"], self.data.input_dim
+            if given not in (0, units):
+                raise NmncError(
+                    f"inputs={given}, but {cfg.dataset} gives {units} input units per step; "
+                    "leave inputs at 0 (follow the dataset)"
+                )
+            model_settings["inputs"] = units
         self.cfg = cfg = dataclasses.replace(cfg, model_settings=model_settings)
 
         torch.manual_seed(cfg.seed)
