@@ -17,38 +17,15 @@ from .recurrent import RULE_ORDER
 def figures(runs: list[Path], grad: pd.DataFrame, align: pd.DataFrame, out: Path) -> list[str]:
     """Learning curves, gradient quality against P and alignment against k (PNG names)."""
     from nmnc.analysis.efficiency import read_run
-    from nmnc.plots import save, setup
+    from nmnc.plots import learning_curves, save, setup
 
     sns = setup()
     import matplotlib.pyplot as plt
 
     logs = pd.concat([read_run(r) for r in runs], ignore_index=True)
-    evals = logs.dropna(subset=["test_acc"])
     rules = [r for r in RULE_ORDER if r in set(logs.rule)]
-    palette = dict(zip(rules, sns.color_palette(n_colors=len(rules))))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    sns.lineplot(
-        data=evals,
-        x="examples",
-        y="test_acc",
-        hue="rule",
-        hue_order=rules,
-        palette=palette,
-        errorbar=("ci", 95),
-        ax=axes[0],
-    )
-    noisy = evals[evals.perturbations > 0]
-    if len(noisy):
-        sns.lineplot(
-            data=noisy,
-            x="perturbations",
-            y="test_acc",
-            hue="rule",
-            palette=palette,
-            errorbar=("ci", 95),
-            ax=axes[1],
-        )
-        axes[1].set_xscale("log")
+    evals = logs.dropna(subset=["test_acc"])
+    fig, axes = learning_curves(evals, "test_acc", rules, ("ci", 95), "test accuracy")
     axes[0].set_title("test accuracy vs sequences seen")
     axes[1].set_title("test accuracy vs perturbations spent")
     names = [p.name for p in save(fig, out, "rnn_learning") if p.suffix == ".png"]

@@ -30,7 +30,7 @@ from nmnc.checkpoint import code_version
 from nmnc.cli import entry, out_dir, parser, print_config, require_out, results_file
 from nmnc.errors import NmncError
 from nmnc.io import atomic_write_text
-from nmnc.plots import save, setup
+from nmnc.plots import learning_curves, save, setup
 
 from .accuracy import accuracy_rows, is_accuracy
 from .paired import (
@@ -246,43 +246,15 @@ def fig_learning(runs: tuple[str, ...], out: Path) -> tuple[list[Path], pd.DataF
     from nmnc.analysis.efficiency import read_run
 
     logs = pd.concat([read_run(r) for r in runs], ignore_index=True)
-    sns = setup()
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     train = logs.assign(
         acc_smooth=logs.groupby("run").acc.transform(lambda s: s.rolling(20, min_periods=1).mean())
     )
     rules = [r for r in RULE_ORDER if r in set(train.rule)] + sorted(
         set(train.rule) - set(RULE_ORDER)
     )
-    palette = dict(
-        zip(rules, sns.color_palette(n_colors=len(rules)))
-    )  # one colour per rule in both panels
-    sns.lineplot(
-        data=train,
-        x="examples",
-        y="acc_smooth",
-        hue="rule",
-        hue_order=rules,
-        palette=palette,
-        errorbar="sd",
-        ax=axes[0],
+    fig, axes = learning_curves(
+        train, "acc_smooth", rules, "sd", "training accuracy (running mean)"
     )
-    axes[0].set_ylabel("training accuracy (running mean)")
-    noisy = train[train.perturbations > 0]
-    if len(noisy):
-        sns.lineplot(
-            data=noisy,
-            x="perturbations",
-            y="acc_smooth",
-            hue="rule",
-            palette=palette,
-            errorbar="sd",
-            ax=axes[1],
-        )
-        axes[1].set_xscale("log")
-        axes[1].set_ylabel("training accuracy (running mean)")
     axes[0].set_title("accuracy vs examples seen")
     axes[1].set_title("accuracy vs perturbations spent")
     finals = (
