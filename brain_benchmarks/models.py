@@ -80,12 +80,17 @@ def _random_spec(spec: str) -> tuple[str, int]:
     """``random:cnn@3`` -> ('cnn', 3); a one-line error for an unknown architecture or a bad
     seed."""
     arch, at, seed = spec[len("random:") :].partition("@")
+    if arch in MODELS.names(kind="recurrent"):
+        raise NmncError(
+            f"{spec}: {arch} is a recurrent model and takes no images; give an image "
+            f"architecture ({', '.join(MODELS.names(kind=''))})"
+        )
     if arch not in MODELS.names(kind=""):
         raise UnknownNameError(
-            "image architecture",
+            "architecture",
             arch,
             MODELS.names(kind=""),
-            "write random:<arch> or random:<arch>@<seed>; recurrent models take no images",
+            "write random:<arch> or random:<arch>@<seed>",
         )
     return arch, _seed(seed, spec, f"random:{arch}@1") if at else 0
 
