@@ -55,6 +55,15 @@ AUTOCAST = ("none", "bf16")
 FEEDBACK = ("example", "amortised")
 SHAPES = ("white", "pca")  # NMNC noise inside the subspace: white (Beta theory holds) or PCA-shaped
 RULE_NAMES = ("vnc", "vnc-unmatched", "nmnc", "readout")  # rules the table can hold
+# the read-out-only control's row: it estimates no hidden-layer gradient, so every cosine is 0
+NO_ESTIMATE = {
+    "alpha": 0.0,
+    "chance": 0.0,
+    "cos_activity": 0.0,
+    "rms_cos": 0.0,
+    "rms_cos_theory": 0.0,
+    "cos_weight": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -349,12 +358,7 @@ def _readout_row(name: str, h: torch.Tensor, P: int) -> dict:
         "n": n,
         "k": 0,
         "P": P,
-        "alpha": 0.0,
-        "chance": 0.0,
-        "cos_activity": 0.0,
-        "rms_cos": 0.0,
-        "rms_cos_theory": 0.0,
-        "cos_weight": 0.0,
+        **NO_ESTIMATE,
         "vnc_P_equivalent": 0.0,
     }
 

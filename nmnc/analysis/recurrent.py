@@ -43,6 +43,7 @@ from ..objective import loss, output_error
 from ..progress import tqdm
 from ..rules import build_rule
 from .dimension import participation_ratio, twonn
+from .gradient import NO_ESTIMATE
 
 RULES = ("vnc", "nmnc", "readout")
 SHAPES = ("white", "pca")
@@ -108,14 +109,13 @@ class RecurrentAlignmentConfig:
 def _models(checkpoint: str, data_root):
     """(checkpoint, its data, [(state, model)]) for a recurrent checkpoint; others are refused."""
     ckpt = load_checkpoint(checkpoint)
-    model = ckpt.build_model()
-    if not getattr(model, "recurrent", False):
+    if ckpt.kind != "sequence":
         raise NmncError(
             f"{checkpoint} holds a {ckpt.arch}, not a recurrent model; the recurrent analyses "
             "take rnn or gru checkpoints (python -m nmnc.analyze gradient takes the others)"
         )
     data = load_dataset(ckpt.dataset, data_root, settings=ckpt.config.get("dataset_settings"))
-    return ckpt, data, [("trained", model), ("init", ckpt.untrained_model())]
+    return ckpt, data, [("trained", ckpt.build_model()), ("init", ckpt.untrained_model())]
 
 
 def _sequences(split, n: int, seed: int):
@@ -181,20 +181,7 @@ def _gradient_rows(model, x, y, xm, cfg: RecurrentGradientConfig, state: str) ->
         base = {"state": state, "rule": rule_name, "noise_shape": shape, "time": time, "P": P}
         base["match_k"] = k  # VNC's noise energy is NMNC's at this k (per step)
         if rule_name == "readout":  # hidden weights stay at initialisation: no estimate
-            rows.append(
-                {
-                    **base,
-                    "n": n,
-                    "k": 0,
-                    "T": T,
-                    "alpha": 0.0,
-                    "chance": 0.0,
-                    "cos_activity": 0.0,
-                    "rms_cos": 0.0,
-                    "rms_cos_theory": 0.0,
-                    "cos_weight": 0.0,
-                }
-            )
+            rows.append({**base, "n": n, "k": 0, "T": T, **NO_ESTIMATE})
             continue
         pooled = states_m.shape[0] * states_m.shape[1]  # the manifold sees every pooled state
         extra = (

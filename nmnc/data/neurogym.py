@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._registry import _parse, apply_overrides
+from .._registry import apply_overrides, guess_value
 from ..errors import DataError, NmncError, UnknownNameError
 from ..io import atomic_path
 from . import DATASETS
@@ -91,10 +91,7 @@ def _value(value):
         return value
     if "," in value:
         return [_value(v) for v in value.split(",") if v.strip()]
-    low = value.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    return _parse(value, None)
+    return guess_value(value)
 
 
 def _params(cls: type) -> list[str]:

@@ -44,14 +44,11 @@ def frozen_norm(model: nn.Module):
 output_error = objective.output_error  # e = dL/dlogits: (softmax - onehot) / B for images
 
 
-_full = objective.full  # half-precision outputs (autocast) are differenced in float32
-
-
 def _batched(f: Callable, inputs: torch.Tensor, max_batch: int, B: int = 1) -> torch.Tensor:
     rows = max(B, max_batch // B * B)  # whole copies of a batch of B per chunk
     if len(inputs) <= rows:
-        return _full(f(inputs))
-    return torch.cat([_full(f(c)) for c in inputs.split(rows)])
+        return objective.full(f(inputs))
+    return torch.cat([objective.full(f(c)) for c in inputs.split(rows)])
 
 
 def _scores(plus, minus, e, y, antithetic: bool, form: str) -> torch.Tensor:
@@ -99,7 +96,7 @@ def correlate(
             plus, minus = out[0], out[1]
         else:
             plus = _batched(f, (h.unsqueeze(0) + xi).flatten(0, 1), max_batch, B).view(P, B, -1)
-            minus = _full(f(h)).unsqueeze(0)  # one clean pass of the same frozen network
+            minus = objective.full(f(h)).unsqueeze(0)  # one clean pass of the same frozen network
         return _project(_scores(plus, minus, e, y, antithetic, form), xi, var).to(h.dtype)
 
 
@@ -133,14 +130,14 @@ def correlate_all(
         h0 = hs[first].unsqueeze(0)
         with inject(model, edits):
             hp = (h0 + sign(xis[first])).flatten(0, 1)
-            out = _full(model.forward_from(first, hp, context))
+            out = objective.full(model.forward_from(first, hp, context))
         if antithetic:
             out = out.view(2, P, B, -1)
             plus, minus = out[0], out[1]
         else:
             plus = out.view(P, B, -1)
             with inject(model, {name: (lambda out: out) for name in layers[1:]}):
-                minus = _full(model.forward_from(first, hs[first], context)).unsqueeze(0)
+                minus = objective.full(model.forward_from(first, hs[first], context)).unsqueeze(0)
         s = _scores(plus, minus, e, y, antithetic, form)
         return {name: _project(s, xis[name], variances[name]).to(hs[name].dtype) for name in layers}
 

@@ -30,9 +30,8 @@ from ..engine.through_time import (
 )
 from ..errors import NmncError, UnknownNameError
 from ..models._base import INPUT
-from ..objective import full as _full
+from ..objective import full, output_error
 from ..objective import loss as objective_loss
-from ..objective import output_error
 from . import Rule, StepResult
 
 FORMS = ("jacobian", "loss")
@@ -130,8 +129,8 @@ class NoiseRule(Rule):
         # Perturbed passes run in fp32 whatever the clean pass's autocast: a perturbation smaller
         # than half a bf16 step of its activity would vanish (NMNC's per-unit noise in conv1 is
         # about sigma * sqrt(k / n), far below bf16's resolution of typical activities).
-        acts = {name: _full(h) for name, h in acts.items()}
-        e = _full(e)
+        acts = {name: full(h) for name, h in acts.items()}
+        e = full(e)
         with clean_stats(model, self.stats), torch.autocast(e.device.type, enabled=False):
             draws = {name: self.noise(name, acts[name], gen) for name in self.layers}
             xis = {n: d[0] for n, d in draws.items()}
