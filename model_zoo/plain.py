@@ -6,9 +6,10 @@ nmnc).
   (``brain_benchmarks.extract``), the Brain-Score route (``brain_benchmarks.brainscore_adapter``)
   and every plugin resize and normalise with it, so the three see the same pixels;
   ``load_preprocess`` is the same for image files, as Brain-Score's PytorchWrapper takes it.
-- ``cnn``, ``resnet`` and ``alexnet`` rebuild nmnc's architectures with the same module names, so
-  a plugin loads nmnc's state dict strictly and Brain-Score's forward hooks on a hidden layer's
-  name record what nmnc records (tests/test_plugin.py checks every registered architecture).
+- ``cnn``, ``resnet``, ``resnet18`` and ``alexnet`` rebuild nmnc's architectures with the same
+  module names, so a plugin loads nmnc's state dict strictly and Brain-Score's forward hooks on a
+  hidden layer's name record what nmnc records (tests/test_plugin.py checks every registered
+  architecture).
 - ``fetch_weights`` downloads a weights file with a timeout and keeps it only when its SHA-256
   matches; ``load_network`` rebuilds the network from a slim nmnc checkpoint.
 """
@@ -137,25 +138,27 @@ class ResidualJoin(nn.Module):
         return torch.relu(self.bn2(self.conv2(a)) + skip)
 
 
-def resnet(width: float = 1.0, num_classes: int = 10, norm: str = "bn", input_size: int = 32):
-    """nmnc's ResNet-18 for 32x32 input, one stage per convolution: stem, ``layer<i>_<j>a``,
-    ``layer<i>_<j>s`` (1x1 shortcut where shapes change), ``layer<i>_<j>b`` (the join), fc."""
+def _conv(cin: int, cout: int, k: int, stride: int, norm: str) -> nn.Sequential:
+    """A k x k convolution (padding k // 2), norm and ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, bias=norm == "none"),
+        norm_layer(norm, cout),
+        nn.ReLU(),
+    )
+
+
+def residual_net(stem: nn.Module, width: float, num_classes: int, norm: str) -> StagedNetwork:
+    """nmnc's residual stages after a ``stem`` stage, one stage per convolution:
+    ``layer<i>_<j>a``, ``layer<i>_<j>s`` (1x1 shortcut where shapes change), ``layer<i>_<j>b``
+    (the join), then the read-out fc."""
     chans = [scaled(c, width) for c in (64, 128, 256, 512)]
-
-    def conv(cin, cout, stride):
-        return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=norm == "none"),
-            norm_layer(norm, cout),
-            nn.ReLU(),
-        )
-
-    stages, sources = [("stem", conv(3, chans[0], 1))], {}
+    stages, sources = [("stem", stem)], {}
     cin, prev = chans[0], "stem"
     for i, cout in enumerate(chans, start=1):
         for j in range(2):
             stride = 2 if (i > 1 and j == 0) else 1
             block = f"layer{i}_{j}"
-            stages.append((f"{block}a", conv(cin, cout, stride)))
+            stages.append((f"{block}a", _conv(cin, cout, 3, stride, norm)))
             skip = prev
             if stride != 1 or cin != cout:
                 skip = f"{block}s"
@@ -169,6 +172,17 @@ def resnet(width: float = 1.0, num_classes: int = 10, norm: str = "bn", input_si
             cin, prev = cout, f"{block}b"
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
     return StagedNetwork([*stages, ("fc", head)], sources)
+
+
+def resnet(width: float = 1.0, num_classes: int = 10, norm: str = "bn", input_size: int = 32):
+    """nmnc's ResNet-18 for 32x32 input: a 3x3 stem, no max-pool."""
+    return residual_net(_conv(3, scaled(64, width), 3, 1, norm), width, num_classes, norm)
+
+
+def resnet18(width: float = 1.0, num_classes: int = 1000, norm: str = "bn", input_size: int = 224):
+    """nmnc's ResNet-18 in the ImageNet layout: a 7x7 stride-2 stem with a 3x3 stride-2 max-pool."""
+    stem = nn.Sequential(*_conv(3, scaled(64, width), 7, 2, norm), nn.MaxPool2d(3, 2, 1))
+    return residual_net(stem, width, num_classes, norm)
 
 
 def alexnet(width: float = 1.0, num_classes: int = 1000, norm: str = "none", input_size: int = 224):
@@ -195,7 +209,7 @@ def alexnet(width: float = 1.0, num_classes: int = 1000, norm: str = "none", inp
     )
 
 
-ARCHITECTURES = {"cnn": cnn, "resnet": resnet, "alexnet": alexnet}
+ARCHITECTURES = {"cnn": cnn, "resnet": resnet, "resnet18": resnet18, "alexnet": alexnet}
 
 
 def build(name: str, settings: dict) -> StagedNetwork:

@@ -7,7 +7,8 @@ from nmnc.models import MODELS, build_model
 
 
 @pytest.mark.parametrize(
-    "name,size,n_hidden", [("cnn", 32, 4), ("resnet", 32, 20), ("alexnet", 224, 7)]
+    "name,size,n_hidden",
+    [("cnn", 32, 4), ("resnet", 32, 20), ("resnet18", 224, 20), ("alexnet", 224, 7)],
 )
 def test_models_forward_and_expose_layers(name, size, n_hidden):
     torch.manual_seed(0)
@@ -36,7 +37,7 @@ def test_width_scales_channels():
 
 def test_unknown_names_list_choices():
     with pytest.raises(
-        UnknownNameError, match="did you mean 'resnet'.*alexnet, cnn, gru, resnet, rnn"
+        UnknownNameError, match="did you mean 'resnet'.*alexnet, cnn, gru, resnet, resnet18, rnn"
     ):
         build_model("resnt")
     with pytest.raises(UnknownNameError, match="did you mean 'width'"):
@@ -57,7 +58,7 @@ def test_inject_replaces_layer_output():
 
 
 def test_registry_lists_models():
-    assert MODELS.names() == ["alexnet", "cnn", "gru", "resnet", "rnn"]
-    assert MODELS.names("res*") == ["resnet"]
-    assert MODELS.names(kind="") == ["alexnet", "cnn", "resnet"]
+    assert MODELS.names() == ["alexnet", "cnn", "gru", "resnet", "resnet18", "rnn"]
+    assert MODELS.names("res*") == ["resnet", "resnet18"]
+    assert MODELS.names(kind="") == ["alexnet", "cnn", "resnet", "resnet18"]
     assert MODELS.names(kind="recurrent") == ["gru", "rnn"]

@@ -143,7 +143,7 @@ def test_resume_from_cli_in_process(tmp_path, data_root):
         (
             ["--model", "cnnn"],
             "unknown model 'cnnn' (did you mean 'cnn'?); "
-            "choose from: alexnet, cnn, gru, resnet, rnn",
+            "choose from: alexnet, cnn, gru, resnet, resnet18, rnn",
         ),
         (["--rule", "bq"], "unknown rule 'bq' (did you mean 'bp'?)"),
         (["--dataset", "cifar100"], "unknown dataset 'cifar100' (did you mean 'cifar10'?)"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from . import DATASETS, ImageData, NoSettings
-from .splits import FolderSplit
+from .folder import FolderSplit
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

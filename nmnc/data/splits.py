@@ -1,8 +1,9 @@
 """Splits of a dataset and the batches drawn from them.
 
 Every batch is reproducible from (seed, step): the epoch order is a seeded permutation and the
-augmentation of a batch uses a generator seeded by its step, so a resumed run sees exactly the
-batches an uninterrupted run would have seen.
+augmentation of a batch uses a generator seeded by its step (in an image folder, by its step and
+each example's position: :mod:`nmnc.data.folder`), so a resumed run sees exactly the batches an
+uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -78,59 +79,6 @@ def random_crop_flip(x: torch.Tensor, pad: int, gen: torch.Generator | None) -> 
     b = torch.arange(B, device=x.device)[:, None, None]
     out = xp.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
     return out.permute(0, 3, 1, 2).contiguous()
-
-
-class FolderSplit:
-    """An ImageFolder read from disk by worker processes (ImageNet-scale data)."""
-
-    def __init__(self, folder, mean, std, input_size: int, train: bool):
-        from torchvision import datasets, transforms
-
-        norm = transforms.Normalize(mean, std)
-        if train:
-            aug = transforms.Compose(
-                [
-                    transforms.RandomResizedCrop(input_size),
-                    transforms.RandomHorizontalFlip(),
-                    transforms.ToTensor(),
-                    norm,
-                ]
-            )
-        else:
-            aug = None
-        plain = transforms.Compose(
-            [
-                transforms.Resize(int(input_size * 256 / 224)),
-                transforms.CenterCrop(input_size),
-                transforms.ToTensor(),
-                norm,
-            ]
-        )
-        self.aug, self.plain = aug, plain
-        self.folder = datasets.ImageFolder(str(folder))
-        self.labels = torch.tensor(self.folder.targets)
-        self.classes = self.folder.classes
-        self.input_size = input_size
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def loader(
-        self, batches, augment: bool, seed: int, device="cpu", num_workers: int = 4
-    ) -> Iterator:
-        from torch.utils.data import DataLoader
-
-        self.folder.transform = self.aug if (augment and self.aug) else self.plain
-        torch.manual_seed(seed + (batches[0][0] if batches else 0))
-        dl = DataLoader(
-            self.folder,
-            batch_sampler=[idx.tolist() for _, idx in batches],
-            num_workers=num_workers,
-            pin_memory=str(device).startswith("cuda"),
-            persistent_workers=False,
-        )
-        for x, y in dl:
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
 def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""ResNet-18 layout adapted to 32x32 input (3x3 stem, no max-pool), with a hidden layer per
-convolution.
+"""ResNet-18 with a hidden layer per convolution: ``resnet`` adapted to 32x32 input (3x3 stem, no
+max-pool) and ``resnet18`` in the ImageNet layout (7x7 stride-2 stem and a 3x3 stride-2 max-pool,
+224x224 input). Both share the residual stages and the stage names after the stem.
 
 Each residual block is two stages, ``<block>a = relu(bn1(conv1(x)))`` and
 ``<block>b = relu(bn2(conv2(a)) + skip)``, where ``x`` is the block input and the skip path is
@@ -21,12 +22,22 @@ from ._base import StagedNet, norm_layer, scaled
 
 @dataclass(frozen=True)
 class ResNetSettings:
-    """Settings of ``resnet``."""
+    """Settings of ``resnet`` (32x32 input)."""
 
     width: float = 1.0  # multiplies the channel counts (64, 128, 256, 512)
     num_classes: int = 10
     norm: str = "bn"  # 'bn' or 'none'
     input_size: int = 32
+
+
+@dataclass(frozen=True)
+class ResNet18Settings:
+    """Settings of ``resnet18`` (ImageNet layout, 224x224 input)."""
+
+    width: float = 1.0  # multiplies the channel counts (64, 128, 256, 512)
+    num_classes: int = 1000
+    norm: str = "bn"  # 'bn' or 'none'
+    input_size: int = 224
 
 
 def conv_stage(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential:
@@ -57,6 +68,35 @@ def shortcut_stage(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential
     )
 
 
+def residual_net(
+    stem: nn.Module, width: float, num_classes: int, norm: str, input_size: int
+) -> StagedNet:
+    """The ``stem`` stage (mapping the image to 64 x width channels), four residual stages of two
+    blocks each (64, 128, 256, 512 channels x width; the last three halve the resolution), and the
+    read-out ``fc`` (global average pool and a linear map)."""
+    chans = [scaled(c, width) for c in (64, 128, 256, 512)]
+    stages = [("stem", stem)]
+    sources = {}
+    cin, prev = chans[0], "stem"
+    for i, cout in enumerate(chans, start=1):
+        for j in range(2):
+            stride = 2 if (i > 1 and j == 0) else 1
+            block = f"layer{i}_{j}"
+            stages.append((f"{block}a", conv_stage(cin, cout, stride, norm)))
+            skip = prev  # the block input skips the first stage...
+            if stride != 1 or cin != cout:  # ...through a 1x1 convolution where shapes change
+                skip = f"{block}s"
+                stages.append((skip, shortcut_stage(cin, cout, stride, norm)))
+                sources[skip] = (prev,)
+            stages.append((f"{block}b", ResidualJoin(cout, norm)))
+            sources[f"{block}b"] = (f"{block}a", skip)
+            cin, prev = cout, f"{block}b"
+    stages.append(
+        ("fc", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes)))
+    )
+    return StagedNet(stages, input_size, sources)
+
+
 @MODELS.register(
     "resnet",
     ResNetSettings,
@@ -64,25 +104,25 @@ def shortcut_stage(cin: int, cout: int, stride: int, norm: str) -> nn.Sequential
     "(stem, layer1_0a, layer1_0b .. layer2_0s (1x1 shortcuts) .. layer4_1b)",
 )
 def resnet(s: ResNetSettings) -> StagedNet:
-    """ResNet-18 for 32x32 input, one stage per convolution."""
-    chans = [scaled(c, s.width) for c in (64, 128, 256, 512)]
-    stages = [("stem", conv_stage(3, chans[0], 1, s.norm))]
-    sources = {}
-    cin, prev = chans[0], "stem"
-    for i, cout in enumerate(chans, start=1):
-        for j in range(2):
-            stride = 2 if (i > 1 and j == 0) else 1
-            block = f"layer{i}_{j}"
-            stages.append((f"{block}a", conv_stage(cin, cout, stride, s.norm)))
-            skip = prev  # the block input skips the first stage...
-            if stride != 1 or cin != cout:  # ...through a 1x1 convolution where shapes change
-                skip = f"{block}s"
-                stages.append((skip, shortcut_stage(cin, cout, stride, s.norm)))
-                sources[skip] = (prev,)
-            stages.append((f"{block}b", ResidualJoin(cout, s.norm)))
-            sources[f"{block}b"] = (f"{block}a", skip)
-            cin, prev = cout, f"{block}b"
-    stages.append(
-        ("fc", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, s.num_classes)))
+    """ResNet-18 for 32x32 input, one stage per convolution: a 3x3 stem, no max-pool."""
+    stem = conv_stage(3, scaled(64, s.width), 1, s.norm)
+    return residual_net(stem, s.width, s.num_classes, s.norm, s.input_size)
+
+
+@MODELS.register(
+    "resnet18",
+    ResNet18Settings,
+    help="ResNet-18, ImageNet layout (7x7 stride-2 stem + 3x3 max-pool); "
+    "a hidden layer per convolution, stages named as in resnet",
+)
+def resnet18(s: ResNet18Settings) -> StagedNet:
+    """ResNet-18 in the ImageNet layout, one stage per convolution: the stem stage is the 7x7
+    stride-2 convolution, norm, ReLU and 3x3 stride-2 max-pool (224 -> 56 pixels)."""
+    c = scaled(64, s.width)
+    stem = nn.Sequential(
+        nn.Conv2d(3, c, 7, 2, 3, bias=s.norm == "none"),
+        norm_layer(s.norm, c),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
     )
-    return StagedNet(stages, s.input_size, sources)
+    return residual_net(stem, s.width, s.num_classes, s.norm, s.input_size)
