@@ -55,6 +55,8 @@ def assemble(
     scheduler_state: dict | None = None,
     rng: dict | None = None,
     device: str = "cpu",
+    world_size: int = 1,
+    backend: str | None = None,
 ) -> dict:
     """The checkpoint payload (plain types), with provenance added."""
     return {
@@ -79,6 +81,8 @@ def assemble(
             "packages": package_versions(),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "device": device,
+            "world_size": world_size,  # processes that trained the run (torchrun)
+            "backend": backend,  # their process group's backend: nccl, gloo, or None (one)
         },
     }
 

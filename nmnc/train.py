@@ -1,5 +1,8 @@
 """Command line: ``python -m nmnc.train --model cnn --rule bp --dataset cifar10 --out runs/bp``.
 
+Data parallel on N processes: ``torchrun --standalone --nproc-per-node N -m nmnc.train ...``
+(``--batch-size`` stays the global batch; see nmnc/engine/distributed.py).
+
 ``--list`` shows models, rules, datasets and recipes; ``--recipe NAME`` starts from a named
 recipe; ``--resume DIR`` continues a killed run; ``--print-config`` prints the resolved
 configuration as JSON without training. The run folder (``--out DIR``) holds ``checkpoint.pt``,
@@ -18,6 +21,7 @@ from .cli import entry, out_dir, print_config, writable
 from .cli import parser as make_parser
 from .config import TrainConfig, build_config, parse_sets
 from .data import DATASETS
+from .engine.distributed import leave, main_process
 from .errors import NmncError
 from .models import MODELS
 from .rules import RULES
@@ -77,10 +81,14 @@ def list_all() -> str:
         lines.append(f"{title}:")
         for name in reg.names():
             e = reg.entry(name)
-            keys = [f"{f.name}={f.default}" for f in dataclasses.fields(e.settings)]
+            fields = dataclasses.fields(e.settings)
+            keys = [f"{f.name}={f.default}" for f in fields]
             if reg is DATASETS and keys:
                 keys = [f"data.{k}" for k in keys]
             tag = f"({e.kind}) " if e.kind else ""
+            size = [f.default for f in fields if f.name == "input_size"]
+            if reg is MODELS and not e.kind and size:  # an image model: its input size up front
+                tag = f"(image, {size[0]} px) "
             lines.append(
                 f"  {reg.shown(name):10s} {tag}{e.help}"
                 + (f"  [{', '.join(keys)}]" if keys else "")
@@ -188,6 +196,9 @@ def main(argv=None) -> int:
         if args.print_config:
             return print_config(cfg)
         result = train(cfg, progress=progress)
+    leave()
+    if not main_process():  # under torchrun, rank 0 reports
+        return 0
     print(json.dumps(result.to_dict()))
     if result.test_acc is not None:
         print(

@@ -14,6 +14,7 @@ from nmnc.engine.manifold import (
     ESTIMATORS,
     BufferPCA,
     EMACovariance,
+    FrequentDirections,
     Manifold,
     Sanger,
     make_manifold,
@@ -167,11 +168,12 @@ def test_loss_form_agrees_with_jacobian_form_for_small_sigma():
 
 
 def test_manifold_estimators_find_a_planted_subspace():
-    """PCA, EMA covariance and Sanger's rule all recover a planted 4-d subspace of 40-d activity."""
+    """PCA, EMA covariance, Sanger's rule and the frequent-directions sketch all recover a planted
+    4-d subspace of 40-d activity."""
     gen = torch.Generator().manual_seed(0)
     basis = torch.linalg.qr(torch.randn(40, 4, generator=gen))[0]
     scales = torch.tensor([5.0, 4.0, 3.0, 2.0])
-    for est in ("pca", "ema", "oja"):
+    for est in ("pca", "ema", "oja", "fd"):
         m = Manifold((40,), k=4, estimator=est, refresh=50, buffer=1024, ema_decay=0.9, seed=1)
         for t in range(400):
             z = torch.randn(64, 4, generator=gen) * scales
@@ -203,7 +205,12 @@ def test_channel_space_perturbations():
 
 
 def test_factory_builds_one_class_per_estimator():
-    assert ESTIMATORS == {"pca": BufferPCA, "ema": EMACovariance, "oja": Sanger}
+    assert ESTIMATORS == {
+        "pca": BufferPCA,
+        "ema": EMACovariance,
+        "oja": Sanger,
+        "fd": FrequentDirections,
+    }
     for name, cls in ESTIMATORS.items():
         # every estimator takes the whole rule configuration; another estimator's own settings are
         # ignored
@@ -224,6 +231,47 @@ def test_factory_builds_one_class_per_estimator():
         make_manifold((4, 1, 2049), estimator="ema")
     with pytest.raises(TypeError):  # a setting no estimator knows is a mistake, not ignored
         make_manifold((12,), buffr=64)
+
+
+def test_auto_picks_the_sketch_where_the_buffer_exceeds_its_memory_budget():
+    """auto: batch PCA while buffer x n float32 fits in manifold_mb, the O(n k) sketch beyond; the
+    small CIFAR CNN's largest layer (16x32x32) stays on PCA at the default 96 MB, an ImageNet
+    ResNet-18's smallest map (512x7x7) does not."""
+    assert type(make_manifold((16, 32, 32), "auto", k=8)) is BufferPCA
+    assert type(make_manifold((512, 7, 7), "auto", k=8)) is FrequentDirections
+    assert type(make_manifold((512, 7, 7), "auto", k=8, manifold_mb=128)) is BufferPCA
+    assert type(make_manifold((512, 7, 7), "auto", k=8, buffer=64)) is BufferPCA
+    # channel space estimates a C-dimensional manifold: its buffer is small
+    assert type(make_manifold((64, 112, 112), "auto", k=8, space="channel")) is BufferPCA
+
+
+def test_sketch_memory_grows_with_k_not_with_the_buffer():
+    """The sketch holds 2k x n (plus U and the mean); batch PCA holds buffer x n."""
+    X = torch.randn(64, 3000, generator=torch.Generator().manual_seed(0))
+    held = {}
+    for k in (4, 8, 16):
+        m = make_manifold((3000,), "fd", k=k, buffer=4096)
+        m.observe(X, 0)
+        held[k] = m.state_bytes()
+        assert held[k] == 4 * 3000 * (2 * k + k + 1) + 4 * k  # B, U, mean; spectrum
+    assert held[16] - held[8] == 2 * (held[8] - held[4])  # linear in k
+    pca = make_manifold((3000,), "pca", k=4, buffer=4096)
+    pca.observe(X, 0)  # a buffer not yet full is saved short: only the 64 rows written
+    assert pca.state_dict()["buf"].shape == (64, 3000)
+
+
+def test_sketch_matches_batch_pca_on_one_batch():
+    """Fed one batch, the sketch is exact: its top-k subspace and variances are batch PCA's."""
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 30, generator=gen) @ torch.randn(30, 60, generator=gen)
+    pca = make_manifold((60,), "pca", k=5, buffer=200)
+    fd = make_manifold((60,), "fd", k=5)
+    pca.observe(X, 0)
+    fd.observe(X, 0)
+    overlap = (torch.linalg.svdvals(pca.U.T @ fd.U) ** 2).mean().item()
+    assert overlap > 1 - 1e-5
+    # PCA's variances divide by M - 1, the sketch's moving average by M
+    assert torch.allclose(fd.spectrum, pca.spectrum * 199 / 200, rtol=1e-4)
 
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))

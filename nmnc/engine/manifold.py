@@ -10,7 +10,12 @@ by name):
   ``refresh`` steps;
 - ``ema`` (:class:`EMACovariance`): exponential moving average of the covariance, eigendecomposed
   at each refresh;
-- ``oja`` (:class:`Sanger`): Sanger's generalized Hebbian rule, a local streaming subspace rule.
+- ``oja`` (:class:`Sanger`): Sanger's generalized Hebbian rule, a local streaming subspace rule;
+- ``fd`` (:class:`FrequentDirections`): a rank-2k frequent-directions sketch of the
+  moving-average covariance: O(n k) memory at any layer size.
+
+``auto`` (:func:`pick_estimator`) is ``pca`` where the layer's buffer fits in a memory budget
+(``manifold_mb`` per layer) and ``fd`` where it does not (an ImageNet ResNet-18's first layers).
 
 ``k`` is fixed, or (``k_rule``) the smallest k explaining ``var_threshold`` of the variance, or
 the participation ratio; adaptive k never exceeds ``k_max``.
@@ -34,6 +39,7 @@ import torch
 
 from ..analysis.dimension import spectrum_pr
 from ..errors import NmncError, UnknownNameError
+from .noise import normal
 
 
 # ---- spaces: activity (B, *shape) <-> rows in the manifold's space --------------------------
@@ -82,7 +88,7 @@ class MapSpace(Space):
         return h.flatten(1)
 
     def sample(self, U, P, B, sigma, gen, scale=None):
-        z = torch.randn(P, B, U.shape[1], generator=gen, device=U.device)  # (P, B, k)
+        z = normal(gen, (P, B, U.shape[1]), U.device)  # (P, B, k)
         if scale is not None:
             z = z * scale
         return (sigma * z @ U.T).view(P, B, *self.shape)
@@ -115,7 +121,7 @@ class ChannelSpace(Space):
 
     def sample(self, U, P, B, sigma, gen, scale=None):
         C, H, W = self.shape
-        z = torch.randn(P, B, H * W, U.shape[1], generator=gen, device=U.device)  # (P, B, H*W, k)
+        z = normal(gen, (P, B, H * W, U.shape[1]), U.device)  # (P, B, H*W, k)
         if scale is not None:
             z = z * scale
         return (sigma * z @ U.T).view(P, B, H, W, C).permute(0, 1, 4, 2, 3)
@@ -267,6 +273,10 @@ class ManifoldEstimator(ABC):
         """Plain tensors and types (checkpoints load with ``weights_only=True``)."""
         return {key: getattr(self, key) for key in self.STATE}
 
+    def state_bytes(self) -> int:
+        """Bytes of the tensors the estimator holds (what a checkpoint stores for it)."""
+        return sum(t.numel() * t.element_size() for t in _tensors(self.state_dict()))
+
     def load_state_dict(self, state: dict) -> None:
         for key in self.STATE:
             if key in state:
@@ -292,6 +302,20 @@ class BufferPCA(ManifoldEstimator):
         idx = (self.count + torch.arange(len(X), device=X.device)) % self.buffer_size
         self.buf[idx] = X
         self.count += len(X)
+
+    def state_dict(self) -> dict:
+        """Only the rows written so far: a buffer that is not yet full is saved short."""
+        state = super().state_dict()
+        if self.buf is not None:
+            state["buf"] = self.buf[: min(self.count, self.buffer_size)].clone()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.buf is not None and len(self.buf) < self.buffer_size:
+            full = self.buf.new_zeros(self.buffer_size, self.dim)
+            full[: len(self.buf)] = self.buf
+            self.buf = full
 
     def _basis(self):
         X = self.buf[: min(self.count, self.buffer_size)]
@@ -394,22 +418,101 @@ class Sanger(ManifoldEstimator):
         return min(self.k_cap, lam.numel())
 
 
+class FrequentDirections(ManifoldEstimator):
+    """A sketch B (l x n, l = 2 k_cap) with ``B^T B`` close to the moving-average covariance of
+    the centred rows, ``C <- (1 - w) C + w X^T X / M``: each update stacks ``sqrt(1 - w) B`` on
+    the new rows and keeps the top l directions of the stack (frequent directions without
+    shrinkage), so memory is O(n k) whatever the layer size. The t-th update weighs
+    ``w = max(1 - ema_decay, 1 / t)``: a plain average of the first 1 / (1 - ema_decay) batches,
+    then an exponential moving average. B's rows are orthogonal: at a refresh they are the basis,
+    their squared norms the variances. ``energy`` follows the trace of C, the total variance (the
+    tail the sketch drops included).
+    """
+
+    STATE = ManifoldEstimator.STATE + ("B", "energy", "updates")
+    SKETCH: ClassVar[int] = 2  # sketch rows per manifold dimension
+
+    def __init__(self, shape: tuple[int, ...], **common):
+        super().__init__(shape, **common)
+        self.rank = min(self.SKETCH * self.k_cap, self.dim)
+        self.B: torch.Tensor | None = None  # (<= rank, dim), orthogonal rows
+        self.energy = 0.0
+        self.updates = 0
+
+    def _update(self, X: torch.Tensor) -> None:
+        if self.centered:
+            X = X - self.mean
+        rows = X / math.sqrt(len(X))
+        self.updates += 1
+        w = max(1 - self.ema_decay, 1 / self.updates)
+        energy = float((rows**2).sum())
+        if self.B is None:
+            stack = rows
+        else:
+            stack = torch.cat([math.sqrt(1 - w) * self.B, math.sqrt(w) * rows])
+        self.energy = (1 - w) * self.energy + w * energy
+        self.B = top_rows(stack, self.rank)
+
+    def _basis(self):
+        lam = (self.B**2).sum(1)
+        V = (self.B / lam.sqrt().clamp_min(1e-30)[:, None]).T  # (dim, l), unit columns
+        self.pr = self.energy**2 / max(float((lam**2).sum()), 1e-30)  # a bound: the tail is unseen
+        return V, lam, self.energy
+
+
+def top_rows(Z: torch.Tensor, rank: int) -> torch.Tensor:
+    """The best rank-``rank`` approximation of ``Z^T Z`` as ``B^T B``, B with orthogonal rows in
+    order of decreasing norm: from the eigenvectors of the smaller of ``Z Z^T`` and ``Z^T Z``."""
+    m, n = Z.shape
+    if m <= n:  # rows are few: B = W^T Z, W the top eigenvectors of Z Z^T
+        evals, W = torch.linalg.eigh((Z @ Z.T).double())
+        W = W.flip(1)[:, :rank].to(Z.dtype)
+        return W.T @ Z
+    evals, V = torch.linalg.eigh((Z.T @ Z).double())  # columns are few: B = sqrt(lam) V^T
+    lam, V = evals.flip(0)[:rank].clamp_min(0), V.flip(1)[:, :rank]
+    return (lam.sqrt()[:, None] * V.T).to(Z.dtype)
+
+
+def _tensors(state):
+    """Every tensor in a nested state dict."""
+    if isinstance(state, torch.Tensor):
+        yield state
+    elif isinstance(state, dict):
+        for value in state.values():
+            yield from _tensors(value)
+
+
 ESTIMATORS: dict[str, type[ManifoldEstimator]] = {
     "pca": BufferPCA,
     "ema": EMACovariance,
     "oja": Sanger,
+    "fd": FrequentDirections,
 }
+AUTO = "auto"  # pca where the layer's buffer fits in manifold_mb, fd where it does not
 
 
-def make_manifold(shape: tuple[int, ...], estimator: str = "pca", **settings) -> ManifoldEstimator:
+def pick_estimator(name: str, dim: int, buffer: int, budget_mb: float) -> str:
+    """The estimator ``name`` stands for at a layer of ``dim`` units: ``auto`` is batch PCA when
+    its buffer (``buffer x dim`` float32) fits in ``budget_mb``, else the O(n k) sketch."""
+    if name != AUTO:
+        return name
+    return "pca" if buffer * dim * 4 <= budget_mb * 2**20 else "fd"
+
+
+def make_manifold(
+    shape: tuple[int, ...], estimator: str = "pca", manifold_mb: float = 96.0, **settings
+) -> ManifoldEstimator:
     """The manifold estimator named ``estimator`` for a layer of per-example ``shape``.
 
     ``settings`` are :class:`ManifoldEstimator`'s keywords plus the chosen estimator's own
     (``buffer`` for pca, ``oja_lr`` for oja); another estimator's own settings are ignored, so one
-    rule configuration serves every estimator.
+    rule configuration serves every estimator. ``auto`` picks by ``manifold_mb`` (see
+    :func:`pick_estimator`).
     """
-    if estimator not in ESTIMATORS:
-        raise UnknownNameError("manifold estimator", estimator, ESTIMATORS)
+    if estimator not in (*ESTIMATORS, AUTO):
+        raise UnknownNameError("manifold estimator", estimator, [*ESTIMATORS, AUTO])
+    dim = shape[0] if settings.get("space") == "channel" else math.prod(shape)  # Space.dim
+    estimator = pick_estimator(estimator, dim, settings.get("buffer", 1024), manifold_mb)
     cls = ESTIMATORS[estimator]
     foreign = {key for other in ESTIMATORS.values() for key in other.OPTIONS} - set(cls.OPTIONS)
     return cls(shape, **{key: value for key, value in settings.items() if key not in foreign})

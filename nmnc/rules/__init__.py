@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .._registry import Registry
+from ..engine.distributed import World
 
 RULES = Registry("rule")
 
@@ -26,15 +27,18 @@ class StepResult:
 
 
 class Rule:
-    """Base class: ``step(x, y, gen)`` fills ``.grad`` of the model's parameters."""
+    """Base class: ``step(x, y, gen)`` fills ``.grad`` of the model's parameters (this process's
+    share of the batch; the trainer averages them over processes). ``gen`` is a
+    ``torch.Generator`` or, in training, an :class:`~nmnc.engine.noise.ExampleNoise`."""
 
     name = ""
+    world = World()  # the trainer's, under torchrun: rules that learn from activity gather it
 
     def __init__(self, model, settings):
         self.model = model
         self.settings = settings
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> StepResult:
+    def step(self, x: torch.Tensor, y: torch.Tensor, gen) -> StepResult:
         raise NotImplementedError
 
     def state_dict(self) -> dict:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..engine.manifold import ESTIMATORS, K_RULES, NOISE_SHAPES, SPACES, make_manifold
+from ..engine.manifold import AUTO, ESTIMATORS, K_RULES, NOISE_SHAPES, SPACES, make_manifold
 from ..errors import NmncError, UnknownNameError
 from . import RULES
 from ._noise import NoiseRule, check_noise_settings
@@ -32,9 +32,11 @@ class NMNCSettings:
     )
     var_threshold: float = 0.9
     k_max: int = 256
-    estimator: str = (
-        "pca"  # 'pca' (buffer SVD), 'ema' (moving-average covariance) or 'oja' (Sanger rule)
-    )
+    # 'pca' (buffer SVD), 'ema' (moving-average covariance), 'oja' (Sanger rule), 'fd' (a rank-2k
+    # frequent-directions sketch, O(n k) memory) or 'auto': pca where a layer's buffer
+    # (buffer x n float32) fits in manifold_mb, fd where it does not
+    estimator: str = "auto"
+    manifold_mb: float = 96.0  # per layer; 96 MB keeps the CIFAR models on pca
     centered: bool = True  # centred covariance (True) or uncentred second moment (False)
     space: str = "map"  # 'map' (C*H*W units) or 'channel' (C-dim manifold shared across positions)
     refresh: int = 20  # steps between manifold refreshes (T)
@@ -50,7 +52,7 @@ class NMNCSettings:
     def __post_init__(self):
         check_noise_settings(self)
         for name, value, allowed in (
-            ("estimator", self.estimator, ESTIMATORS),
+            ("estimator", self.estimator, (*ESTIMATORS, AUTO)),
             ("space", self.space, SPACES),
             ("k_rule", self.k_rule, K_RULES),
             ("noise_shape", self.noise_shape, NOISE_SHAPES),
@@ -60,6 +62,8 @@ class NMNCSettings:
         for name in ("k", "k_max", "refresh", "buffer"):
             if getattr(self, name) < 1:
                 raise NmncError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.manifold_mb > 0:
+            raise NmncError(f"manifold_mb must be positive, got {self.manifold_mb}")
         if not 0 < self.var_threshold <= 1 or not 0 < self.ema_decay < 1 or not self.oja_lr > 0:
             raise NmncError(
                 "var_threshold must be in (0, 1], ema_decay in (0, 1) and oja_lr positive; "
@@ -80,6 +84,7 @@ class NMNC(NoiseRule):
             name: make_manifold(
                 self.shapes[name],
                 estimator=s.estimator,
+                manifold_mb=s.manifold_mb,
                 k=s.k if s.k_rule == "fixed" else s.k_max,
                 space=s.space,
                 centered=s.centered,
@@ -104,7 +109,9 @@ class NMNC(NoiseRule):
 
     def observe(self, acts):
         for name, m in self.manifolds.items():
-            rows = self.rows(name, acts[name])
+            # under torchrun every process takes in the whole batch's rows, in example order, so
+            # every process holds the manifold one process would
+            rows = self.world.gather(self.rows(name, acts[name]))
             if len(rows) > self.settings.buffer:  # states pooled over time and examples: keep
                 pick = torch.linspace(0, len(rows) - 1, self.settings.buffer, device=rows.device)
                 rows = rows[pick.long()]  # evenly spaced ones, from every example of the batch

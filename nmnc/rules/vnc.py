@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
+from ..engine.noise import normal
 from ..errors import NmncError
 from . import RULES
 from ._noise import NoiseRule, check_noise_settings, unit_sigma
@@ -54,7 +53,7 @@ class VNC(NoiseRule):
         s = self.settings
         per_example = h.shape[h.dim() - len(self.shapes[layer]) :]  # one step's, in an RNN
         std = unit_sigma(s.sigma, math.prod(per_example), s.match_k)
-        xi = std * torch.randn(s.P, *h.shape, generator=gen, device=h.device)
+        xi = std * normal(gen, (s.P, *h.shape), h.device)
         return xi, std**2
 
 

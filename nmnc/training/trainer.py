@@ -15,7 +15,9 @@ import torch
 from ..checkpoint import Checkpoint, assemble, load_checkpoint, save_checkpoint
 from ..config import TrainConfig, check
 from ..data import load_dataset
-from ..data.splits import balanced_subset, step_generator
+from ..data.splits import balanced_subset
+from ..engine.distributed import join
+from ..engine.noise import ExampleNoise
 from ..errors import NmncError, TrainingDiverged, WriteError
 from ..io import WRITE_ERRNOS, atomic_write_text, exclusive, writing
 from ..models import MODELS, build_model
@@ -122,9 +124,15 @@ class Run:
         self, cfg: TrainConfig, resume_from: Checkpoint | None = None, progress: bool = True
     ):
         check(cfg)
-        self.cfg, self.progress = cfg, progress
+        self.world, device = join(cfg.device)  # one process, or this one of torchrun's
+        self.cfg, self.progress = cfg, progress and self.world.main
         self.out = Path(cfg.out)
-        self.device = pick_device(cfg.device)
+        self.device = pick_device(device)
+        if cfg.batch_size % self.world.size:
+            raise NmncError(
+                f"--batch-size {cfg.batch_size} (the global batch) does not split evenly over "
+                f"{self.world.size} processes; choose a multiple of {self.world.size}"
+            )
         arch_input = getattr(MODELS.settings(cfg.model, cfg.model_settings), "input_size", None)
         self.data = load_dataset(
             cfg.dataset, cfg.data_root, cfg.download, arch_input, cfg.dataset_settings
@@ -145,7 +153,10 @@ class Run:
         self.model = build_model(cfg.model, MODELS.settings(cfg.model, model_settings)).to(
             self.device
         )
+        if self.device.type == "cuda" and not getattr(self.model, "recurrent", False):
+            self.model = self.model.to(memory_format=torch.channels_last)  # as the loader's images
         self.rule = build_rule(cfg.rule, self.model, **cfg.rule_settings)
+        self.rule.world = self.world
         params = param_groups(self.model, cfg)
         if cfg.optimizer == "sgd":
             self.opt = torch.optim.SGD(
@@ -188,7 +199,8 @@ class Run:
         return self.train_idx[torch.randperm(len(self.train_idx), generator=g)]
 
     def _batches(self, start: int, stop: int):
-        """(step, indices) for steps in [start, stop), reproducible from (seed, step) alone."""
+        """(step, indices) for steps in [start, stop), reproducible from (seed, step) alone: the
+        global batches, whatever the number of processes."""
         B, spe = self.cfg.batch_size, self.steps_per_epoch
         out, order, order_epoch = [], None, -1
         for s in range(start, stop):
@@ -198,6 +210,30 @@ class Run:
             out.append((s, order[pos * B : (pos + 1) * B]))
         return out
 
+    def _local(self, split, batches, augment: bool, seed: int, eval_batch: bool = False):
+        """This process's share of each batch (all of it on one process): a split that loads
+        only its share itself (``part``, image folders) does; an in-memory one is sliced."""
+        if self.world.size == 1:
+            yield from split.loader(
+                batches, augment, seed, self.device, num_workers=self.cfg.num_workers
+            )
+            return
+        first, count = self.world.share(self.cfg.batch_size)
+        if getattr(split, "loads_part", False):
+            yield from split.loader(
+                batches,
+                augment,
+                seed,
+                self.device,
+                num_workers=self.cfg.num_workers,
+                part=(first, count),
+            )
+            return
+        for batch in split.loader(
+            batches, augment, seed, self.device, num_workers=self.cfg.num_workers
+        ):
+            yield tuple(t[first : first + count] for t in batch)
+
     # ---- loop -------------------------------------------------------------------------------
     def autocast(self):
         if self.device.type == "cuda":
@@ -206,10 +242,13 @@ class Run:
 
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the
-        summary. The run folder is this process's alone while it trains (``<out>/.lock``)."""
-        with writing(self.out):
-            self.out.mkdir(parents=True, exist_ok=True)
-        with exclusive(self.out / LOCK, f"run folder {self.out}"):
+        summary. The run folder is this process's alone while it trains (``<out>/.lock``); under
+        torchrun, rank 0 holds it and writes the folder."""
+        if self.world.main:
+            with writing(self.out):
+                self.out.mkdir(parents=True, exist_ok=True)
+        lock = exclusive(self.out / LOCK, f"run folder {self.out}") if self.world.main else None
+        with lock or nullcontext():
             if not self.resumed and (self.out / "checkpoint.pt").exists():  # written meanwhile
                 raise NmncError(
                     f"{self.out} already holds a run; pass --resume {self.out} to continue it, "
@@ -234,22 +273,24 @@ class Run:
                 raise WriteError(f"{err} (at step {self.step}); {kept}") from None
 
     def _train(self, stop_after: int | None) -> TrainResult:
-        cfg = self.cfg
-        atomic_write_text(
-            self.out / "run.json",
-            json.dumps(
-                {
-                    "model": cfg.model,
-                    "rule": cfg.rule,
-                    "seed": cfg.seed,
-                    "dataset": cfg.dataset,
-                    "total_steps": self.total_steps,
-                    "config": dataclasses.asdict(cfg),
-                },
-                indent=1,
-            ),
-        )
-        self._rewrite_log()
+        cfg, world = self.cfg, self.world
+        if world.main:
+            atomic_write_text(
+                self.out / "run.json",
+                json.dumps(
+                    {
+                        "model": cfg.model,
+                        "rule": cfg.rule,
+                        "seed": cfg.seed,
+                        "dataset": cfg.dataset,
+                        "total_steps": self.total_steps,
+                        "config": dataclasses.asdict(cfg),
+                        "world_size": world.size,
+                    },
+                    indent=1,
+                ),
+            )
+            self._rewrite_log()
         stop = (
             self.total_steps
             if stop_after is None
@@ -265,20 +306,21 @@ class Run:
         )
         t_last = time.perf_counter()
         last_eval = {}
-        with open(self.out / "metrics.jsonl", "a") as log:
-            for x, y, *scored in self.data.train.loader(
-                self._batches(self.step, stop),
-                cfg.augment,
-                cfg.seed,
-                self.device,
-                num_workers=cfg.num_workers,
+        first, count = world.share(cfg.batch_size)
+        log_file = open(self.out / "metrics.jsonl", "a") if world.main else nullcontext()
+        with log_file as log:
+            for x, y, *scored in self._local(
+                self.data.train, self._batches(self.step, stop), cfg.augment, cfg.seed
             ):
                 self.model.train()
                 self.opt.zero_grad(set_to_none=True)
-                gen = step_generator(cfg.seed, self.step, stream=2, device=self.device)
+                # noise keyed by (seed, step, example): the same on one process and on many
+                gen = ExampleNoise(cfg.seed, self.step, first, count, self.device)
                 with self.autocast():
                     res = self.rule.step(x, y, gen)
-                loss = float(res.loss)
+                world.average_gradients(self.model.parameters())
+                acc = accuracy(res.logits, y, *scored)
+                loss, acc = (v / world.size for v in world.sum([float(res.loss), acc], self.device))
                 if not math.isfinite(loss):
                     bar.close()
                     kept = self.out / "checkpoint.pt"
@@ -297,8 +339,8 @@ class Run:
                 self.opt.step()
                 self.sched.step()
                 self.step += 1
-                self.examples += len(y)
-                self.perturbations += res.perturbations
+                self.examples += len(y) * world.size
+                self.perturbations += res.perturbations * world.size
                 now = time.perf_counter()
                 self.elapsed += now - t_last
                 t_last = now
@@ -307,18 +349,19 @@ class Run:
                     "examples": self.examples,
                     "perturbations": self.perturbations,
                     "loss": round(loss, 5),
-                    "acc": round(accuracy(res.logits, y, *scored), 4),
+                    "acc": round(acc, 4),
                     "lr": lr,
                     "time": round(self.elapsed, 3),
-                    **(res.info or {}),
+                    **{k: v * world.size for k, v in (res.info or {}).items()},
                 }
                 if self.step % cfg.eval_every == 0 or self.step == self.total_steps:
                     last_eval = self.evaluate()
                     row.update(last_eval)
                     t_last = time.perf_counter()  # evaluation time is not training time
                 self.metrics.append(row)
-                log.write(json.dumps(row) + "\n")
-                log.flush()
+                if world.main:
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
                 bar.set_postfix(
                     loss=f"{loss:.3f}",
                     acc=f"{row['acc']:.2f}",
@@ -351,14 +394,19 @@ class Run:
         self.model.eval()
         sums = [0.0, 0, 0, 0]  # summed loss, loss terms, correct, scored
         batches = [(i, idx[i : i + 500]) for i in range(0, len(idx), 500)]
+        world = self.world  # under torchrun each process scores every N-th batch
         for x, y, *scored in split.loader(
-            batches, False, 0, self.device, num_workers=self.cfg.num_workers
+            batches[world.rank :: world.size],
+            False,
+            0,
+            self.device,
+            num_workers=self.cfg.num_workers,
         ):
             with self.autocast():
                 logits = self.model(x).float()
             sums = [a + b for a, b in zip(sums, tally(logits, y, *scored))]
         self.model.train()
-        total_loss, terms, correct, n = sums
+        total_loss, terms, correct, n = world.sum([float(v) for v in sums], self.device)
         return {
             f"{prefix}_acc": correct / n if n else float("nan"),
             f"{prefix}_loss": total_loss / max(terms, 1),
@@ -379,7 +427,12 @@ class Run:
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self) -> Path:
+        """Write the checkpoint atomically (rank 0 only under torchrun: every process holds the
+        same weights, optimizer and rule state)."""
         cfg = self.cfg
+        if not self.world.main:
+            self.saved_step = self.step
+            return self.out / "checkpoint.pt"
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -418,6 +471,8 @@ class Run:
             data=data,
             metrics=self.metrics,
             device=str(self.device),
+            world_size=self.world.size,
+            backend=self.world.backend,
         )
         path = save_checkpoint(self.out / "checkpoint.pt", payload)
         self.saved_step = self.step
@@ -448,7 +503,7 @@ class Run:
         self.metrics = ckpt.metrics
         self.saved_step = self.step
 
-    def _rewrite_log(self) -> None:
+    def _rewrite_log(self) -> None:  # rank 0
         """The log on disk always matches the metrics the run holds (drops rows after a crash)."""
         atomic_write_text(
             self.out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.metrics)
