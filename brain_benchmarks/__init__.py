@@ -6,6 +6,7 @@ Public API::
     from brain_benchmarks import ScoreConfig, score_models, load_benchmark, Benchmark
     from brain_benchmarks import ReportConfig, build_report
     from brain_benchmarks import load_experiment, run_experiment, MainConfig
+    from brain_benchmarks import GridConfig, run_grid, LaunchSettings
 """
 
 from nmnc._lazy import exports
@@ -16,6 +17,8 @@ __getattr__, __all__ = exports(
         "benchmarks": ["BENCHMARKS", "Benchmark", "load_benchmark"],
         "experiment": ["Experiment", "load_experiment"],
         "extract": ["extract_features=extract"],
+        "grid": ["GridConfig", "run_grid"],
+        "launch": ["LaunchSettings"],
         "main": ["MainConfig", "run_experiment"],
         "models": ["resolve_model"],
         "report": ["ReportConfig", "build_report"],

@@ -9,6 +9,10 @@ Runs an experiment (default: the built-in ``default``, see ``brain_benchmarks/ex
    (``brain_benchmarks/recurrent.py``);
 5. writes the comparison report under ``<reports>/<experiment name>/``.
 
+Stage 1 runs its cells where ``--set launcher=...`` says (``brain_benchmarks/launch.py``: this
+process by default, local processes or SLURM jobs); ``cells.csv`` in the report folder holds one
+row per final run with its accuracies and its committed score on every benchmark.
+
 Every stage skips finished work, so a stopped job reruns from where it was: finished runs are
 skipped and interrupted ones resume from their checkpoint; scored (weights, benchmark) pairs are not
 scored again; finished analyses are kept.
@@ -20,14 +24,15 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmnc.cli import entry, out_dir, parser
 from nmnc.config import parse_sets, to_json
 from nmnc.io import atomic_write_text
 
-from .experiment import Experiment, builtin_names, load_experiment
+from .experiment import SECTIONS, Experiment, builtin_names, load_experiment
+from .launch import LaunchSettings, launch_settings, make_launcher, split_sets
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class MainConfig:
     work_dir: str = "runs/main"  # training runs and analyses: <work_dir>/<experiment name>/
     out: str = "reports"  # results table and report: <out>/<experiment name>/
     progress: bool = True
+    # where stage 1's training cells run (brain_benchmarks/launch.py): serial, local or slurm
+    launch: LaunchSettings = field(default_factory=LaunchSettings)
 
 
 def stage(msg: str) -> None:
@@ -76,7 +83,8 @@ def run_experiment(cfg: MainConfig) -> Path:
     exp, t0 = cfg.experiment, time.perf_counter()
     root = Path(cfg.work_dir) / exp.name
     report_dir = Path(cfg.out) / exp.name
-    protocol = Protocol(exp, cfg.work_dir, cfg.data_root)
+    launcher = make_launcher(cfg.launch, root / "launch", cfg.progress)
+    protocol = Protocol(exp, cfg.work_dir, cfg.data_root, launcher)
     protocol.check_folders()  # a folder holding other settings stops the job before any work
     if exp.recurrent.recipe:
         Protocol(exp.recurrent.experiment(exp.name), cfg.work_dir, cfg.data_root).check_folders()
@@ -107,6 +115,11 @@ def run_experiment(cfg: MainConfig) -> Path:
             bench_options=options,
         )
     )
+
+    from .results import join_cells, read_results
+
+    cells = join_cells(protocol.cells, read_results(report_dir / "results.csv"))
+    atomic_write_text(report_dir / "cells.csv", cells.to_csv(index=False))
 
     stage("3/5 analyses")
     a, common = exp.analysis, {"data_root": cfg.data_root, "progress": cfg.progress}
@@ -175,7 +188,8 @@ def main(argv=None) -> int:
         out="folder for results and reports: <DIR>/<experiment>/ holds results.csv, summary.csv, "
         "index.html, report.md and the figures (default reports)",
         sets="experiment setting as section.key=value, e.g. train.seeds=0,1,2, "
-        "train.run.P=8 or analysis.images=200",
+        "train.run.P=8 or analysis.images=200; or where stage 1 trains, e.g. launcher=local "
+        "jobs=4 or launcher=slurm slurm.partition=gpu (python -m brain_benchmarks.grid --help)",
         listing="list the built-in experiments and exit",
     )
     which = p.add_mutually_exclusive_group()
@@ -201,13 +215,16 @@ def main(argv=None) -> int:
             print(f"{name:10s} {load_experiment(name).title}")
         return 0
     out = out_dir(args.out or "reports", "results and reports")
-    exp = load_experiment("quick" if args.quick else args.experiment, parse_sets(args.sets))
+    experiment_sets, launch_sets = split_sets(parse_sets(args.sets), SECTIONS)
+    launch = launch_settings(launch_sets)
+    exp = load_experiment("quick" if args.quick else args.experiment, experiment_sets)
     cfg = MainConfig(
         exp,
         args.data_root,
         out_dir(args.work, "training runs and analyses", "--work"),
         out,
         not args.quiet,
+        launch,
     )
     if args.print_config:
         runs = [dataclasses.asdict(c) for c in exp.run_configs(args.work, args.data_root)]

@@ -248,3 +248,15 @@ def commitments(df: pd.DataFrame, checkpoint_hash: str, layers) -> dict[str, dic
     for r in c.itertuples():
         out.setdefault(str(r.region), {"layer": r.commit_layer, "benchmark": str(r.benchmark)})
     return out
+
+
+def join_cells(cells: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """A training grid's cells table (``cells.csv``, one row per final run) with a column per
+    benchmark: the committed score of each run's weights, matched on the weights' hash (so a
+    moved run folder still matches); empty where a run was not scored on that benchmark."""
+    committed = results[results.committed.astype(str).str.lower() == "true"]
+    wide = committed.pivot_table(
+        index="checkpoint_hash", columns="benchmark", values="score", aggfunc="last"
+    )
+    wide.columns.name = None
+    return cells.merge(wide, how="left", left_on="weights_hash", right_index=True)
