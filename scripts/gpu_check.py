@@ -1,12 +1,40 @@
-"""GPU check (run on a CUDA machine): trains `resnet` with each rule for a few hundred steps and
-prints images/s and peak GPU memory per rule.
+"""GPU check (one CUDA GPU): training speed of every model and rule at its GPU recipe's batch size,
+against the forward passes its step must run, with peak GPU memory; then the small CIFAR-10 CNN
+trained with every rule for a few epochs.
 
-    NMNC_DATA_ROOT=... python scripts/gpu_check.py [--set steps_bp=200 --set steps_noise=60]
-        [--out DIR] [--print-config]
+    NMNC_DATA_ROOT=... python scripts/gpu_check.py [--out DIR] [--set KEY=VALUE ...]
+    python scripts/gpu_check.py --set device=cpu models=cnn batch_size=4 P=1 steps_bp=1 \\
+        steps_noise=1 warmup=0 repeats=1 epochs=0.0001 eval_examples=50   # a CPU smoke run
 
-BP is timed for ``steps_bp`` steps after ``warmup_bp`` untimed ones; VNC (P=16) and NMNC (P=16,
-k=32) for ``steps_noise`` after ``warmup_noise``; batch ``batch_size``. With ``--out DIR`` the
-rows are also written to DIR/gpu_check.json.
+Speed rows (synthetic random images, so no ImageNet is needed): for each model (cnn and resnet
+at 32 px with recipes cnn-gpu and resnet-gpu; resnet18 and alexnet at 224 px with
+resnet18-imagenet-gpu and alexnet-imagenet-gpu) and rule, ``steps_bp`` (bp, readout) or
+``steps_noise`` (vnc, nmnc) timed training steps after ``warmup`` untimed ones, as the trainer
+runs them (bf16 clean pass, fp32 perturbed passes, clipping, SGD); a row stops early after
+``max_seconds``. The floor is the time of the forward passes the step must run: the clean pass,
+plus for a noise rule 2P copies of the batch through the stages above every hidden layer
+(nmnc.timing.cost). step/floor is the overhead on top: about 3 for BP (backward pass), near 1 for
+the read-out-only control, and for VNC/NMNC the cost of noise, manifolds and local updates.
+Peak GPU memory is torch.cuda.max_memory_allocated over the timed steps, reset per row.
+``steps_noise`` = 20 = NMNC's manifold refresh interval, so each timed window holds one refresh.
+
+Training rows: recipe cnn-gpu, each rule for ``epochs`` epochs of real CIFAR-10 (--data-root or
+NMNC_DATA_ROOT), at the recipe's learning rate (not a selected one), test accuracy on
+``eval_examples`` test images (0 = all 10,000).
+
+Budget on one H200, estimated from operation counts before any run (the JSON records each row's
+real wall_s). A noise step's floor is the clean pass plus 2P = 32 copies through the stages above
+each hidden layer: about 62 forward passes' work for cnn, 313 for resnet, 294 for resnet18 and 72
+for alexnet. Speed rows, at warmup + timed steps each: resnet18's VNC and NMNC about 2 s a step
+(273 TFLOP in fp32), so about 50 s each with their floors; resnet's about 10 s each; alexnet's
+about 7 s each; every bp and readout row and every cnn row a few seconds: about 2.7 minutes.
+Training rows: 3 epochs of 390 steps per rule, about 5 s for bp and for readout, 35 s for vnc and
+45 s for nmnc (a step of many small kernels, about 30-40 ms): about 1.7 minutes. Start-up
+(imports, CUDA, CIFAR-10 decoded once from its zip on 16 cores): about 20 s. In all about 4.5
+minutes; at twice these step times, about 8 (``max_seconds`` caps every speed row's timing).
+
+``batch_size`` and ``P`` replace every recipe's (0 keeps them); ``--out DIR`` writes
+DIR/gpu_check.json after every row, so a stopped run keeps what it measured.
 """
 
 import dataclasses
@@ -17,74 +45,194 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tabulate import tabulate
 
 from nmnc.cli import apply_sets, entry, out_dir, parser, print_config
-from nmnc.errors import NmncError
+from nmnc.errors import NmncError, UnknownNameError
 from nmnc.io import atomic_write_text
+from nmnc.timing import step_speed
 from nmnc.training import Run, get_recipe
+from nmnc.training.recipes import NOISE_FREE
+from nmnc.training.trainer import pick_device
 
 OUT_FILE = "gpu_check.json"
-RECIPE = "resnet-gpu"  # the zoo's full-size recipe: P = 16, k = 32 for the noise rules
+RECIPES = {  # model -> the GPU recipe whose batch size, P and k its speed rows use
+    "cnn": "cnn-gpu",
+    "resnet": "resnet-gpu",
+    "resnet18": "resnet18-imagenet-gpu",
+    "alexnet": "alexnet-imagenet-gpu",
+}
+TRAIN_RECIPE = "cnn-gpu"
 
 
 @dataclass(frozen=True)
 class GpuCheck:
     """Settings of the GPU check (``--set KEY=VALUE``)."""
 
-    steps_bp: int = 200  # timed BP steps
-    steps_noise: int = 60  # timed VNC and NMNC steps
-    warmup_bp: int = 20  # untimed BP steps before timing
-    warmup_noise: int = 10  # untimed VNC and NMNC steps before timing
-    batch_size: int = 128
+    models: tuple[str, ...] = ("cnn", "resnet", "resnet18", "alexnet")
+    rules: tuple[str, ...] = ("bp", "vnc", "nmnc", "readout")
+    steps_bp: int = 50  # timed steps of bp and readout
+    steps_noise: int = 20  # timed steps of vnc and nmnc (NMNC refreshes its manifold every 20)
+    warmup: int = 2  # untimed steps before timing
+    repeats: int = 3  # timed calls of the forward-pass floor (after one untimed)
+    max_seconds: float = 60.0  # a speed row stops timing after this many seconds
+    epochs: float = 3.0  # training of the CIFAR-10 cnn per rule (0 = no training)
+    eval_examples: int = 0  # test images of the training rows (0 = all 10,000)
+    batch_size: int = 0  # 0 = each recipe's
+    P: int = 0  # perturbations per example and layer; 0 = each recipe's
+    device: str = "cuda"
     data_root: str | None = None  # --data-root
     out: str | None = None  # --out: folder for gpu_check.json
 
+    def __post_init__(self):
+        for key in ("steps_bp", "steps_noise", "repeats"):
+            if getattr(self, key) < 1:
+                raise NmncError(f"{key} must be at least 1, got {getattr(self, key)}")
+        for key in ("warmup", "epochs", "eval_examples", "batch_size", "P"):
+            if getattr(self, key) < 0:
+                raise NmncError(f"{key} must be 0 or positive, got {getattr(self, key)}")
+        if not self.max_seconds > 0:
+            raise NmncError(f"max_seconds must be positive, got {self.max_seconds}")
 
-def measure(rule: str, steps: int, warmup: int, batch: int, data_root: str | None = None) -> dict:
-    """Images/s, step time and peak GPU memory of ``steps`` steps of the ``resnet-gpu`` recipe's
-    run of ``rule`` after ``warmup`` untimed ones, with the final training loss and test
-    accuracy."""
-    torch.cuda.reset_peak_memory_stats()
+
+def overrides(cfg: GpuCheck, rule: str) -> dict:
+    """Settings on top of a recipe for one rule: batch size and P where given, no checkpoints."""
+    extra = {"device": cfg.device, "ckpt_every": 10**9, "eval_every": 10**9}
+    if cfg.batch_size:
+        extra["batch_size"] = cfg.batch_size
+    if cfg.P and rule not in NOISE_FREE:
+        extra["P"] = cfg.P
+    return extra
+
+
+def speed_configs(cfg: GpuCheck) -> list:
+    """The run configuration of every speed row, checked before any work."""
+    for model in cfg.models:
+        if model not in RECIPES:
+            raise UnknownNameError("model of the GPU check", model, RECIPES)
+    return [
+        get_recipe(RECIPES[model]).config(rule, "unused", extra=overrides(cfg, rule))
+        for model in cfg.models
+        for rule in cfg.rules
+    ]
+
+
+def train_config(cfg: GpuCheck, rule: str, out: str):
+    """The training run of ``rule``: recipe cnn-gpu for ``cfg.epochs`` epochs."""
+    extra = {**overrides(cfg, rule), "epochs": cfg.epochs, "eval_examples": cfg.eval_examples}
+    return get_recipe(TRAIN_RECIPE).config(rule, out, data_root=cfg.data_root, extra=extra)
+
+
+def train_rule(cfg: GpuCheck, rule: str) -> dict:
+    """Train the CIFAR-10 cnn with ``rule`` for ``cfg.epochs`` epochs; its test accuracy."""
+    t = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        extra = {
-            "steps": warmup + steps,
-            "batch_size": batch,
-            "ckpt_every": 10**9,
-            "eval_every": 10**9,
-            "device": "cuda",
-        }
-        cfg = get_recipe(RECIPE).config(rule, out, data_root=data_root, extra=extra)
-        run = Run(cfg, progress=False)
-        run.train(stop_after=warmup)
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        run.train(stop_after=steps)
-        torch.cuda.synchronize()
-        dt = time.perf_counter() - t
-        ev = run.evaluate()
-    noise = {k: cfg.rule_settings[k] for k in ("P", "k") if k in cfg.rule_settings}
+        run = Run(train_config(cfg, rule, out), progress=False)
+        result = run.train()
     return {
+        "model": run.cfg.model,
         "rule": rule,
-        "model": cfg.model,
-        "batch": batch,
-        "steps_timed": steps,
-        **noise,
-        "images_per_s": steps * batch / dt,
-        "step_ms": 1000 * dt / steps,
-        "peak_gpu_mem_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "epochs": cfg.epochs,
+        "steps": result.step,
+        "lr": run.cfg.lr,
         "train_loss_last": run.metrics[-1]["loss"],
-        "test_acc": ev["test_acc"],
+        "test_acc": result.test_acc,
+        "images_per_s": result.examples / result.train_seconds,
+        "wall_s": time.perf_counter() - t,
     }
 
 
+SPEED_COLUMNS = {  # key -> (header, number format)
+    "model": ("model", ""),
+    "rule": ("rule", ""),
+    "batch": ("batch", "d"),
+    "P": ("P", "g"),
+    "k": ("k", "g"),
+    "passes": ("passes", "d"),
+    "steps": ("steps", "d"),
+    "images_per_s": ("images/s", ".1f"),
+    "step_ms": ("step ms", ".1f"),
+    "floor_ms": ("floor ms", ".1f"),
+    "step_per_floor": ("step/floor", ".2f"),
+    "peak_gpu_gb": ("peak GB", ".1f"),
+    "error": ("error", ""),
+}
+TRAIN_COLUMNS = {
+    "model": ("model", ""),
+    "rule": ("rule", ""),
+    "epochs": ("epochs", "g"),
+    "steps": ("steps", "d"),
+    "lr": ("lr", "g"),
+    "test_acc": ("test acc", ".3f"),
+    "images_per_s": ("images/s", ".0f"),
+    "wall_s": ("wall s", ".1f"),
+}
+
+
+def table(rows: list[dict], columns: dict) -> str:
+    """The rows as a plain-text table of ``columns`` (key -> header, number format)."""
+    body = [[row.get(key) for key in columns] for row in rows]
+    headers = [header for header, _ in columns.values()]
+    formats = [fmt for _, fmt in columns.values()]
+    return tabulate(body, headers=headers, floatfmt=formats, intfmt=formats, missingval="")
+
+
+def gpu_check(cfg: GpuCheck) -> dict:
+    """Speed rows for every model and rule, then training rows for every rule; printed as they
+    come and written to ``cfg.out``/gpu_check.json after each row."""
+    configs = speed_configs(cfg)
+    if cfg.epochs > 0:  # every training setting is checked before any work, the data too
+        from nmnc.data import load_dataset
+
+        for rule in cfg.rules:
+            train_config(cfg, rule, "unused")
+        load_dataset("cifar10", cfg.data_root)
+    device = pick_device(cfg.device)
+    report = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        "torch": torch.__version__,
+        "config": dataclasses.asdict(cfg),
+        "speed": [],
+        "training": [],
+    }
+    t0 = time.perf_counter()
+
+    def record(part: str, row: dict) -> None:
+        report[part].append(row)
+        report["seconds"] = time.perf_counter() - t0
+        print(json.dumps(row), flush=True)
+        if cfg.out:
+            atomic_write_text(Path(cfg.out) / OUT_FILE, json.dumps(report, indent=1))
+
+    print(report["device"], report["torch"], flush=True)
+    for run_cfg in configs:
+        steps = cfg.steps_bp if run_cfg.rule in NOISE_FREE else cfg.steps_noise
+        t = time.perf_counter()
+        try:
+            row = step_speed(run_cfg, steps, cfg.warmup, cfg.repeats, cfg.max_seconds)
+        except torch.cuda.OutOfMemoryError:  # what the check is for: say so, and go on
+            row = {"model": run_cfg.model, "rule": run_cfg.rule, "batch": run_cfg.batch_size}
+            row["error"] = "out of GPU memory"
+        record("speed", {**row, "wall_s": time.perf_counter() - t})
+    if cfg.epochs > 0:
+        for rule in cfg.rules:
+            record("training", train_rule(cfg, rule))
+    print(f"\nspeed at each recipe's batch size ({report['device']})")
+    print(table(report["speed"], SPEED_COLUMNS))
+    if report["training"]:
+        print(f"\n{TRAIN_RECIPE}: CIFAR-10 training for {cfg.epochs:g} epochs per rule")
+        print(table(report["training"], TRAIN_COLUMNS))
+    print(f"\n{report['seconds']:.0f} s in all")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse flags into a :class:`GpuCheck`, time BP, VNC and NMNC on resnet, print a row per
-    rule and a table, and write DIR/gpu_check.json with ``--out DIR``."""
+    """Parse flags into a :class:`GpuCheck`, refuse a CUDA check without CUDA, and run it."""
     keys = [f.name for f in dataclasses.fields(GpuCheck) if f.name not in ("data_root", "out")]
     p = parser(
         "python scripts/gpu_check.py",
         __doc__,
-        out=f"folder for {OUT_FILE} (the measured rows)",
+        out=f"folder for {OUT_FILE} (every row, the device and the settings)",
         sets=f"setting: {', '.join(keys)}",
         quiet=False,
     )
@@ -95,24 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if cfg.out:
         out_dir(cfg.out, OUT_FILE)
+    speed_configs(cfg)  # unknown models and bad settings fail here, before any work
     if args.print_config:
         return print_config(cfg)
-    if not torch.cuda.is_available():
-        raise NmncError("no CUDA device here; run scripts/gpu_check.py on a CUDA machine")
-    print(torch.cuda.get_device_name(), torch.__version__, flush=True)
-    rows = [measure("bp", cfg.steps_bp, cfg.warmup_bp, cfg.batch_size, cfg.data_root)]
-    print(rows[-1], flush=True)
-    for rule in ("vnc", "nmnc"):
-        rows.append(measure(rule, cfg.steps_noise, cfg.warmup_noise, cfg.batch_size, cfg.data_root))
-        print(rows[-1], flush=True)
-    print(f"{'rule':6s} {'images/s':>10s} {'step ms':>9s} {'peak GB':>8s}")
-    for r in rows:
-        print(
-            f"{r['rule']:6s} {r['images_per_s']:10.1f} {r['step_ms']:9.1f} "
-            f"{r['peak_gpu_mem_gb']:8.2f}"
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise NmncError(
+            f"device={cfg.device} but CUDA is not available here; run scripts/gpu_check.py on a "
+            "CUDA machine, or smoke-test it on a CPU with --set device=cpu and tiny settings "
+            "(see --help)"
         )
-    if cfg.out:
-        atomic_write_text(Path(cfg.out) / OUT_FILE, json.dumps(rows, indent=1))
+    gpu_check(cfg)
     return 0
 
 

@@ -23,6 +23,7 @@ ENTRY_POINTS = [
     "brain_benchmarks.score",
     "brain_benchmarks.report",
     "brain_benchmarks.main",
+    "brain_benchmarks.grid",
     "brain_benchmarks.recurrent",
     "brain_benchmarks.timing",
 ]
@@ -48,7 +49,7 @@ def main_of(module: str):
         ("brain_benchmarks.timing", [c, "--help"])
         for c in ("extraction", "scoring", "brainscore-v4")
     ]
-    + [("scripts/gpu_check.py", ["--help"])],
+    + [("scripts/gpu_check.py", ["--help"]), ("scripts/loader_bench.py", ["--help"])],
 )
 def test_help(module, argv, capsys):
     main = main_of(module)
@@ -126,6 +127,16 @@ ERRORS = {
         lambda t: ["--out", _existing_file(t)],
         "is an existing file",
     ),
+    "loader_bench unknown key": (
+        "scripts/loader_bench.py",
+        lambda t: ["--set", "worker=2"],
+        "did you mean 'workers'",
+    ),
+    "loader_bench no folder": (
+        "scripts/loader_bench.py",
+        lambda t: ["--set", f"folder={t}/none"],
+        "no train/ folder in",
+    ),
 }
 
 
@@ -176,6 +187,19 @@ def test_gpu_check_print_config(tmp_path, capsys):
     cfg = json.loads(capsys.readouterr().out)
     assert (cfg["steps_bp"], cfg["steps_noise"], cfg["out"]) == (5, 3, str(out))
     assert not out.exists()
+
+
+def test_loader_bench_tiny_run_prints_its_table(tmp_path, capsys):
+    """A generated folder, one worker, a narrow resnet18: every row is measured and written."""
+    main = main_of("scripts/loader_bench.py")
+    sets = ["make_folder=8", "make_classes=2", "make_size=96,72", "decode_images=4"]
+    sets += ["batch_size=4", "loader_batches=1", "workers=1", "width=0.0625", "device=cpu"]
+    assert run_cli(main, ["--set", *sets, "--out", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    rows = json.loads((tmp_path / "loader_bench.json").read_text())
+    assert len(rows) == 6 and all(r["images_per_s"] > 0 for r in rows)
+    for what in ("decode, PIL", "training loader, batch 4", "BP on resnet18 (width 0.0625)"):
+        assert what in table
 
 
 def test_plugin_reads_a_results_folder_and_old_tables(tmp_path):

@@ -106,6 +106,26 @@ def test_print_config_shows_the_experiment_and_its_runs(capsys):
     assert len(names) == 12 and final[4]["rule_settings"]["P"] == 4
 
 
+def test_every_builtin_experiment_and_recipe_validates():
+    """Checked without data or training: each built-in experiment (ImageNet included: its runs are
+    configured, never trained here) and each recipe for every rule."""
+    from brain_benchmarks.experiment import builtin_names, load_experiment
+    from nmnc.training.recipes import RECIPES, get_recipe
+
+    assert {"default", "quick", "gpu", "imagenet"} <= set(builtin_names())
+    for name in builtin_names():
+        assert load_experiment(name).name == name
+    imagenet = load_experiment("imagenet")
+    assert "not been selected on a GPU" in imagenet.note
+    assert set(imagenet.train.select) == {"readout_lr", "lr"}
+    for name in RECIPES.names():
+        recipe = get_recipe(name)
+        for rule in ("bp", "vnc", "nmnc", "readout"):
+            assert recipe.config(rule, "unused").model == recipe.model
+    nmnc = get_recipe("resnet18-imagenet-gpu").config("nmnc", "unused")
+    assert (nmnc.dataset, nmnc.batch_size, nmnc.rule_settings["P"]) == ("imagenet", 256, 16)
+
+
 @pytest.mark.parametrize(
     "edit,needle",
     [
@@ -168,6 +188,10 @@ def test_tiny_experiment_end_to_end_and_rerun(tmp_path, data_root, capsys, monke
     # the other seeds train at the chosen step sizes
     s1 = config_from_checkpoint(load_checkpoint(tmp_path / "w/tiny/nmnc_cnn_s1/checkpoint.pt"))
     assert s1.seed == 1 and config_differences(config_from_checkpoint(a), s1) == ["seed: 0 -> 1"]
+    # one row per final run, with its committed score joined on the weights hash
+    cells = pd.read_csv(report / "cells.csv")
+    assert len(cells) == 8 and cells["Kriegeskorte2008.monkeyIT-rsa"].notna().all()
+    assert (cells.steps == 3).all() and set(cells.rule) == {"bp", "vnc", "nmnc", "readout"}
     for folder in ("analysis_bp", "gradient", "width"):
         assert (tmp_path / "w" / "tiny" / folder / "done.json").exists()
     assert (tmp_path / "w" / "tiny" / "gradient" / "gradient.csv").exists()

@@ -1,10 +1,12 @@
-"""Cost of a noise-correlation step against the forward passes it must run.
+"""Cost of a training step against the forward passes it must run.
 
     python -m nmnc.timing cost [--set model=cnn --set P=16 --set batch_size=128]
 
-Forward passes a layerwise VNC/NMNC step needs: one clean pass, plus 2P perturbed copies of the
-batch through the stages above each perturbed layer. The ratio step / forward shows the overhead of
-noise drawing, manifold upkeep and local updates.
+Forward passes a layerwise VNC/NMNC step needs (:func:`forward_floor`): one clean pass, plus 2P
+perturbed copies of the batch through the stages above each perturbed layer. The ratio step /
+forward shows the overhead of noise drawing, manifold upkeep and local updates. BP and the
+read-out-only control need the clean pass alone. :func:`step_speed` times one run's training step
+on synthetic input against that floor, with peak GPU memory (``scripts/gpu_check.py``).
 
 Recurrent models (``--set model=rnn``, sequences of ``steps`` steps): one clean rollout plus 2P
 perturbed rollouts of the batch (``time=all``), or, one step at a time (``time=step``), 2P rollouts
@@ -13,15 +15,18 @@ from every step to the end; against a BPTT step.
 
 from __future__ import annotations
 
+import gc
+import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
-from ..engine.perturb import frozen_norm
+from ..engine.perturb import forward_passes, frozen_norm
 from ..engine.taps import activities
-from ..errors import UnknownNameError
+from ..errors import NmncError, UnknownNameError
 from ..models import MODELS, build_model
 from ..rules import build_rule
 
@@ -39,12 +44,43 @@ class CostConfig:
     width: float = 1.0
 
 
-def _time(fn, repeats):
-    fn()  # warm-up
-    t = time.perf_counter()
-    for _ in range(repeats):
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int, warmup: int = 1, max_seconds: float = math.inf) -> tuple[float, int]:
+    """(seconds per call, calls timed) of ``fn`` over ``repeats`` calls after ``warmup`` untimed
+    ones, CUDA synchronised; stops early once ``max_seconds`` have passed (at least one call)."""
+    for _ in range(warmup):
         fn()
-    return (time.perf_counter() - t) / repeats
+    _sync()
+    t, n = time.perf_counter(), 0
+    while n < repeats:
+        fn()
+        _sync()
+        n += 1
+        if time.perf_counter() - t > max_seconds:
+            break
+    return (time.perf_counter() - t) / n, n
+
+
+def forward_floor(
+    model, x: torch.Tensor, layers: list[str], copies: int, max_batch: int = 4096, autocast=None
+) -> None:
+    """Run the forward passes a step must run and nothing else: the clean pass of the batch
+    (under ``autocast``, as the trainer runs it) and, for each of ``layers``, ``copies`` copies of
+    the batch through the stages above it (fp32, in chunks of whole copies of at most
+    ``max_batch`` rows, as the noise rules run their perturbed passes)."""
+    B = len(x)
+    with torch.no_grad(), frozen_norm(model):
+        with autocast or nullcontext():
+            acts = activities(model, x, batch=B)
+        for name in layers:
+            a = acts[name].float()
+            rows = a.unsqueeze(0).expand(copies, *a.shape).reshape(-1, *a.shape[1:])
+            for chunk in rows.split(max(B, max_batch // B * B)):  # whole copies of the batch
+                model.forward_from(name, chunk, acts)
 
 
 def cost(cfg: CostConfig) -> pd.DataFrame:
@@ -57,19 +93,14 @@ def cost(cfg: CostConfig) -> pd.DataFrame:
     x, y = torch.randn(B, 3, model.input_size, model.input_size), torch.randint(0, 10, (B,))
 
     def forwards():
-        with torch.no_grad(), frozen_norm(model):
-            acts = activities(model, x, batch=len(x))
-            for name, a in acts.items():
-                copies = a.unsqueeze(0).expand(2 * P, *a.shape).reshape(-1, *a.shape[1:])
-                for chunk in copies.split(max(B, 4096 // B * B)):  # whole copies of the batch
-                    model.forward_from(name, chunk, acts)
+        forward_floor(model, x, model.hidden_layers, 2 * P)
 
     def bp():
         model.zero_grad()
         build_rule("bp", model).step(x, y, None)
 
-    t_fwd = _time(forwards, cfg.repeats)
-    t_bp = _time(bp, cfg.repeats)
+    t_fwd = timed(forwards, cfg.repeats)[0]
+    t_bp = timed(bp, cfg.repeats)[0]
     rows = [("forward passes only", t_fwd)]
     rows += _rule_rows(model, x, y, cfg, {})
     rows.append(("bp step", t_bp))
@@ -86,7 +117,7 @@ def _rule_rows(model, x, y, cfg: CostConfig, extra: dict) -> list:
             model.zero_grad()
             rule.step(x, y, gen)
 
-        rows.append((f"{rule_name} step", _time(step, cfg.repeats)))
+        rows.append((f"{rule_name} step", timed(step, cfg.repeats)[0]))
     return rows
 
 
@@ -126,8 +157,97 @@ def _recurrent_cost(cfg: CostConfig) -> pd.DataFrame:
         model.zero_grad()
         build_rule("bp", model).step(x, y, None)
 
-    t_fwd, t_bp = _time(forwards, cfg.repeats), _time(bp, cfg.repeats)
+    t_fwd, t_bp = timed(forwards, cfg.repeats)[0], timed(bp, cfg.repeats)[0]
     rows = [(f"rollouts only (time={cfg.time})", t_fwd)]
     rows += _rule_rows(model, x, y, cfg, {"time": cfg.time})
     rows.append(("bp (BPTT) step", t_bp))
     return _table(rows, t_fwd, t_bp)
+
+
+def step_speed(
+    cfg, steps: int, warmup: int = 2, repeats: int = 3, max_seconds: float = math.inf
+) -> dict:
+    """One run's training step (its model, rule, batch size, optimizer and clipping, as the
+    trainer runs it) on a fixed batch of random images, against its forward-pass floor.
+
+    ``cfg`` is a :class:`~nmnc.config.TrainConfig` (e.g. a recipe's). Returns images/s, step and
+    floor milliseconds, their ratio, the steps timed (``steps`` after ``warmup`` untimed ones, or
+    fewer once ``max_seconds`` have passed), the forward passes the floor runs per example, and
+    the peak GPU memory of the steps (weights, optimizer, rule state and activations; None on a
+    CPU)."""
+    from ..engine.noise import ExampleNoise
+    from ..rules._noise import selected_layers
+    from ..training.trainer import clip_hidden, param_groups, pick_device
+
+    if MODELS.get(cfg.model).kind == "recurrent":
+        raise NmncError(f"step_speed times image models; {cfg.model} is recurrent")
+    device = pick_device(cfg.device)
+    cuda = device.type == "cuda"
+    if cuda:  # the peak of this row alone: free what earlier rows left
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, MODELS.settings(cfg.model, cfg.model_settings)).to(device)
+    rule = build_rule(cfg.rule, model, **cfg.rule_settings)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(
+            param_groups(model, cfg),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.momentum > 0,
+        )
+    else:
+        opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    B, size = cfg.batch_size, model.input_size
+    gen = torch.Generator(device).manual_seed(cfg.seed)
+    x = torch.randn(B, 3, size, size, generator=gen, device=device)
+    y = torch.randint(0, cfg.model_settings["num_classes"], (B,), generator=gen, device=device)
+
+    def autocast():  # as the trainer: bf16 clean pass on a GPU
+        return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+    steps_run = [0]
+
+    def step():
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        # as the trainer: noise keyed by (seed, step, example), a generator per example
+        noise = ExampleNoise(cfg.seed, steps_run[0], 0, B, device)
+        steps_run[0] += 1
+        with autocast():
+            res = rule.step(x, y, noise)
+        float(res.loss)  # the trainer reads the loss every step
+        if cfg.grad_clip > 0:
+            clip_hidden(model, cfg.grad_clip)
+        opt.step()
+
+    step_s, timed_steps = timed(step, steps, warmup, max_seconds)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+    s = cfg.rule_settings
+    copies, layers = 0, []
+    if "P" in s:  # a noise rule: its perturbed copies through the stages above each layer
+        copies = forward_passes(s["P"], s.get("antithetic", True))
+        layers = selected_layers(s.get("layers", "all"), model.hidden_layers)
+        if s.get("mode") == "all":  # one pass of the copies from the lowest perturbed layer
+            layers = layers[:1]
+
+    def floor():
+        forward_floor(model, x, layers, copies, s.get("max_batch", 4096), autocast())
+
+    floor_s = timed(floor, repeats, 1, max_seconds)[0]
+    return {
+        "model": cfg.model,
+        "rule": cfg.rule,
+        "batch": B,
+        **{key: s[key] for key in ("P", "k") if key in s},
+        # per example: the clean pass, and a pass through the stages above a layer per copy
+        "passes": 1 + copies * len(layers),
+        "steps": timed_steps,
+        "images_per_s": B / step_s,
+        "step_ms": 1000 * step_s,
+        "floor_ms": 1000 * floor_s,
+        "step_per_floor": step_s / floor_s,
+        "peak_gpu_gb": peak,
+    }
