@@ -300,10 +300,10 @@ class Submitit:
             return "died", f"process ended with no result; log {log}"
         try:
             out = job.result()
-        except UncompletedJobError:  # killed, node failure, out of memory, time limit
-            return "died", f"job {job.job_id} ended with no result (state {job.state}); log {log}"
         except FailedJobError:  # raised outside the cell (e.g. the job could not load it)
             return "died", f"job {job.job_id} raised outside the cell; log {log}"
+        except UncompletedJobError:  # killed, node failure, out of memory, time limit
+            return "died", f"job {job.job_id} ended with no result (state {job.state}); log {log}"
         if isinstance(out, CellError):
             return ("user", out.message) if out.user else ("died", f"{out.message}; log {log}")
         return "ok", out

@@ -31,7 +31,9 @@ about 7 s each; every bp and readout row and every cnn row a few seconds: about 
 Training rows: 3 epochs of 390 steps per rule, about 5 s for bp and for readout, 35 s for vnc and
 45 s for nmnc (a step of many small kernels, about 30-40 ms): about 1.7 minutes. Start-up
 (imports, CUDA, CIFAR-10 decoded once from its zip on 16 cores): about 20 s. In all about 4.5
-minutes; at twice these step times, about 8 (``max_seconds`` caps every speed row's timing).
+minutes; at twice these step times, about 8 (``max_seconds`` caps every speed row's timing, and
+speed rows that would start after ``budget_minutes`` = 9, less the training rows' estimate, are
+skipped with a note in their row, so the whole check stays within 10 minutes).
 
 ``batch_size`` and ``P`` replace every recipe's (0 keeps them); ``--out DIR`` writes
 DIR/gpu_check.json after every row, so a stopped run keeps what it measured.
@@ -76,6 +78,7 @@ class GpuCheck:
     warmup: int = 2  # untimed steps before timing
     repeats: int = 3  # timed calls of the forward-pass floor (after one untimed)
     max_seconds: float = 60.0  # a speed row stops timing after this many seconds
+    budget_minutes: float = 9.0  # speed rows left once this has passed are skipped (said so)
     epochs: float = 3.0  # training of the CIFAR-10 cnn per rule (0 = no training)
     eval_examples: int = 0  # test images of the training rows (0 = all 10,000)
     batch_size: int = 0  # 0 = each recipe's
@@ -91,8 +94,11 @@ class GpuCheck:
         for key in ("warmup", "epochs", "eval_examples", "batch_size", "P"):
             if getattr(self, key) < 0:
                 raise NmncError(f"{key} must be 0 or positive, got {getattr(self, key)}")
-        if not self.max_seconds > 0:
-            raise NmncError(f"max_seconds must be positive, got {self.max_seconds}")
+        if not self.max_seconds > 0 or not self.budget_minutes > 0:
+            raise NmncError(
+                "max_seconds and budget_minutes must be positive, got "
+                f"{self.max_seconds} and {self.budget_minutes}"
+            )
 
 
 def overrides(cfg: GpuCheck, rule: str) -> dict:
@@ -208,6 +214,11 @@ def gpu_check(cfg: GpuCheck) -> dict:
     for run_cfg in configs:
         steps = cfg.steps_bp if run_cfg.rule in NOISE_FREE else cfg.steps_noise
         t = time.perf_counter()
+        train_s = 60 * cfg.epochs * len(cfg.rules) / 3  # about a minute per 3 epochs and rule
+        if t - t0 + train_s > 60 * cfg.budget_minutes:  # keep the whole check inside the budget
+            row = {"model": run_cfg.model, "rule": run_cfg.rule, "batch": run_cfg.batch_size}
+            record("speed", {**row, "error": f"skipped: over budget_minutes={cfg.budget_minutes}"})
+            continue
         try:
             row = step_speed(run_cfg, steps, cfg.warmup, cfg.repeats, cfg.max_seconds)
         except torch.cuda.OutOfMemoryError:  # what the check is for: say so, and go on

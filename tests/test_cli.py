@@ -49,7 +49,8 @@ def main_of(module: str):
         ("brain_benchmarks.timing", [c, "--help"])
         for c in ("extraction", "scoring", "brainscore-v4")
     ]
-    + [("scripts/gpu_check.py", ["--help"]), ("scripts/loader_bench.py", ["--help"])],
+    + [(f"scripts/{s}.py", ["--help"]) for s in ("gpu_check", "loader_bench")]
+    + [(f"scripts/{s}.py", ["--help"]) for s in ("ddp_check", "manifold_bench")],
 )
 def test_help(module, argv, capsys):
     main = main_of(module)
@@ -131,6 +132,16 @@ ERRORS = {
         "scripts/loader_bench.py",
         lambda t: ["--set", "worker=2"],
         "did you mean 'workers'",
+    ),
+    "ddp_check nproc": (
+        "scripts/ddp_check.py",
+        lambda t: ["--set", "nproc=3"],
+        "nproc must be at least 2 and divide batch_size",
+    ),
+    "manifold_bench unknown model": (
+        "scripts/manifold_bench.py",
+        lambda t: ["--set", "models=resnet19"],
+        "did you mean 'resnet18'",
     ),
     "loader_bench no folder": (
         "scripts/loader_bench.py",

@@ -53,7 +53,9 @@ def estimator_agreement(cfg: EstimatorConfig) -> list[dict]:
     g = torch.Generator().manual_seed(0)
     stream = torch.randperm(len(data.train), generator=g)[: cfg.stream_batches * cfg.batch_size]
     rules = {
-        name: build_rule("nmnc", model, P=cfg.P, k=cfg.k, estimator=name, noise_shape="white")
+        name: build_rule(
+            "nmnc", model, P=cfg.P, k=cfg.k, estimator=name, noise_shape="white", buffer=cfg.buffer
+        )
         for name in cfg.estimators
     }
     for t, start in enumerate(range(0, len(stream), cfg.batch_size)):

@@ -54,9 +54,9 @@ def crop_box(width: int, height: int, gen: torch.Generator) -> tuple[int, int, i
     return left, top, left + w, top + h
 
 
-def center_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+def center_box(width: int, height: int) -> tuple[int, int, int, int]:
     """The evaluation crop (left, top, right, bottom): the central square that becomes the
-    ``size`` x ``size`` center crop once the short side is resized to ``size`` * 256 / 224."""
+    center crop once the short side is resized to 256/224 of the input size."""
     side = round(min(width, height) * 224 / 256)  # the crop's side in the original's pixels
     left, top = (width - side) // 2, (height - side) // 2
     return left, top, left + side, top + side
@@ -102,7 +102,7 @@ class Examples(torch.utils.data.Dataset):
         height, width = img.shape[1:]
         flip = False
         if seed is None:
-            box = center_box(width, height, self.size)
+            box = center_box(width, height)
         else:
             gen = torch.Generator().manual_seed(seed)
             box = crop_box(width, height, gen)

@@ -47,20 +47,47 @@ class World:
         per = batch_size // self.size
         return self.rank * per, per
 
-    def average_gradients(self, params) -> None:
-        """Replace every ``.grad`` by its mean over processes (one flat all-reduce)."""
+    def average_gradients(self, params, weight: float = 1.0) -> None:
+        """Replace every ``.grad`` by the mean over processes of ``weight * grad`` (one flat
+        all-reduce); ``weight`` corrects for processes holding unequal shares of the loss."""
         if self.size == 1:
             return
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             return
         flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = flat * weight if weight else torch.zeros_like(flat)  # no labels here: no share
         dist.all_reduce(flat)
         flat /= self.size
         offset = 0
         for g in grads:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
+
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` averaged over processes."""
+        if self.size == 1:
+            return t
+        t = t.clone()
+        dist.all_reduce(t)
+        return t / self.size
+
+    def agree(self, start) -> None:
+        """Run ``start()`` (which may raise on some processes only, e.g. rank 0's lock) and make
+        every process stop if any did, instead of leaving the others waiting in a collective."""
+        error = None
+        try:
+            start()
+        except NmncError as err:
+            error = err
+        if self.size > 1:
+            device = "cuda" if self.backend == "nccl" else "cpu"
+            failed = torch.tensor([float(error is not None)], device=device)
+            dist.all_reduce(failed)
+            if failed.item() and error is None:
+                raise NmncError("another process of this run could not start (its error is above)")
+        if error is not None:
+            raise error
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
         """Every process's rows (the same count each), concatenated in rank order."""
@@ -86,10 +113,16 @@ class World:
 def join(device: str) -> tuple[World, str]:
     """Join the process group torchrun started (``WORLD_SIZE`` > 1 in the environment) and return
     this process's world and device; one process without torchrun: ``World()`` and ``device``."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return World(), device
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    try:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        if size == 1:
+            return World(), device
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    except (KeyError, ValueError) as err:
+        raise NmncError(
+            f"WORLD_SIZE is set but RANK/LOCAL_RANK are missing or not numbers ({err}); start "
+            "many processes with torchrun, or unset WORLD_SIZE for one"
+        ) from None
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if cuda:
         if torch.cuda.device_count() <= local:
@@ -103,7 +136,13 @@ def join(device: str) -> tuple[World, str]:
         device = "cpu"
     backend = "nccl" if cuda else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend)
+        try:
+            dist.init_process_group(backend)
+        except (ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0][:200]
+            raise NmncError(
+                f"could not join the process group ({backend}): {first}; start with torchrun"
+            ) from None
     return World(rank, size, local, backend), device
 
 

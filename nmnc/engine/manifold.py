@@ -215,11 +215,19 @@ class ManifoldEstimator(ABC):
         """Take in a batch of clean activity; refresh U every ``refresh`` steps (and at the
         start)."""
         X = self.vectors(h)
+        self._move(X.device)
         self._update_mean(X)
         self._update(X)
         if self.U is None or step - self.last_refresh >= self.refresh:
             self.refresh_now()
             self.last_refresh = step
+
+    def _move(self, device: torch.device) -> None:
+        """Put the state on ``device`` (a checkpoint loads on the CPU; training may be on a GPU)."""
+        for key in self.STATE:
+            value = getattr(self, key)
+            if isinstance(value, torch.Tensor) and value.device != device:
+                setattr(self, key, value.to(device))
 
     def _update_mean(self, X: torch.Tensor) -> None:
         d = self.ema_decay
@@ -455,7 +463,9 @@ class FrequentDirections(ManifoldEstimator):
 
     def _basis(self):
         lam = (self.B**2).sum(1)
-        V = (self.B / lam.sqrt().clamp_min(1e-30)[:, None]).T  # (dim, l), unit columns
+        kept = lam > 1e-10 * lam.max().clamp_min(1e-30)  # a rank-deficient stack: no direction
+        lam = lam[kept]
+        V = (self.B[kept] / lam.sqrt()[:, None]).T  # (dim, l), orthonormal columns
         self.pr = self.energy**2 / max(float((lam**2).sum()), 1e-30)  # a bound: the tail is unseen
         return V, lam, self.energy
 
@@ -464,11 +474,11 @@ def top_rows(Z: torch.Tensor, rank: int) -> torch.Tensor:
     """The best rank-``rank`` approximation of ``Z^T Z`` as ``B^T B``, B with orthogonal rows in
     order of decreasing norm: from the eigenvectors of the smaller of ``Z Z^T`` and ``Z^T Z``."""
     m, n = Z.shape
+    Zd = Z.double()
     if m <= n:  # rows are few: B = W^T Z, W the top eigenvectors of Z Z^T
-        evals, W = torch.linalg.eigh((Z @ Z.T).double())
-        W = W.flip(1)[:, :rank].to(Z.dtype)
-        return W.T @ Z
-    evals, V = torch.linalg.eigh((Z.T @ Z).double())  # columns are few: B = sqrt(lam) V^T
+        evals, W = torch.linalg.eigh(Zd @ Zd.T)
+        return (W.flip(1)[:, :rank].T @ Zd).to(Z.dtype)
+    evals, V = torch.linalg.eigh(Zd.T @ Zd)  # columns are few: B = sqrt(lam) V^T
     lam, V = evals.flip(0)[:rank].clamp_min(0), V.flip(1)[:, :rank]
     return (lam.sqrt()[:, None] * V.T).to(Z.dtype)
 

@@ -179,7 +179,9 @@ class NoiseRule(Rule):
     def _amortised(self, name, h, xi, var, e, context=None):
         """g_hat = e J_bar: this step's batch Jacobian folded into the layer's running average."""
         f = lambda z: self.model.forward_from(name, z, context)  # noqa: E731
-        J = self.feedback[name].update(batch_jacobian(f, h, xi, var, self.settings.max_batch))
+        J_batch = batch_jacobian(f, h, xi, var, self.settings.max_batch)
+        # under torchrun: the global batch's Jacobian on every process, so the averages agree
+        J = self.feedback[name].update(self.world.mean(J_batch))
         return (e @ J).view_as(h)
 
     def step(self, x, y, gen):

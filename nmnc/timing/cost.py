@@ -177,7 +177,7 @@ def step_speed(
     CPU)."""
     from ..engine.noise import ExampleNoise
     from ..rules._noise import selected_layers
-    from ..training.trainer import clip_hidden, param_groups, pick_device
+    from ..training.trainer import clip_hidden, make_optimizer, pick_device
 
     if MODELS.get(cfg.model).kind == "recurrent":
         raise NmncError(f"step_speed times image models; {cfg.model} is recurrent")
@@ -189,20 +189,14 @@ def step_speed(
         torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, MODELS.settings(cfg.model, cfg.model_settings)).to(device)
+    layout = torch.channels_last if cuda else torch.contiguous_format  # as the trainer and loader
+    model = model.to(memory_format=layout)
     rule = build_rule(cfg.rule, model, **cfg.rule_settings)
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(
-            param_groups(model, cfg),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            nesterov=cfg.momentum > 0,
-        )
-    else:
-        opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     B, size = cfg.batch_size, model.input_size
     gen = torch.Generator(device).manual_seed(cfg.seed)
     x = torch.randn(B, 3, size, size, generator=gen, device=device)
+    x = x.contiguous(memory_format=layout)
     y = torch.randint(0, cfg.model_settings["num_classes"], (B,), generator=gen, device=device)
 
     def autocast():  # as the trainer: bf16 clean pass on a GPU

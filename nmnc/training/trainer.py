@@ -7,7 +7,7 @@ import json
 import math
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -21,7 +21,7 @@ from ..engine.noise import ExampleNoise
 from ..errors import NmncError, TrainingDiverged, WriteError
 from ..io import WRITE_ERRNOS, atomic_write_text, exclusive, writing
 from ..models import MODELS, build_model
-from ..objective import accuracy, tally
+from ..objective import tally
 from ..progress import tqdm
 from ..rules import build_rule
 
@@ -108,6 +108,20 @@ def param_groups(model, cfg: TrainConfig) -> list[dict]:
     return groups + [{"params": head, "lr": cfg.readout_lr or cfg.lr, "name": "readout"}]
 
 
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (Nesterov momentum when momentum > 0) or AdamW over :func:`param_groups`."""
+    params = param_groups(model, cfg)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.momentum > 0,
+        )
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def clip_hidden(model, max_norm: float) -> None:
     """Clip each hidden layer's gradient norm to ``max_norm``; the read-out's exact gradient is
     never touched, so clipping cannot shrink one rule's read-out more than another's."""
@@ -157,17 +171,7 @@ class Run:
             self.model = self.model.to(memory_format=torch.channels_last)  # as the loader's images
         self.rule = build_rule(cfg.rule, self.model, **cfg.rule_settings)
         self.rule.world = self.world
-        params = param_groups(self.model, cfg)
-        if cfg.optimizer == "sgd":
-            self.opt = torch.optim.SGD(
-                params,
-                lr=cfg.lr,
-                momentum=cfg.momentum,
-                weight_decay=cfg.weight_decay,
-                nesterov=cfg.momentum > 0,
-            )
-        else:
-            self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = make_optimizer(self.model, cfg)
 
         self.val_idx, self.train_idx = split_indices(self.data.train.labels, cfg)
         self.steps_per_epoch = len(self.train_idx) // cfg.batch_size
@@ -244,17 +248,9 @@ class Run:
         """Train to ``total_steps`` (or stop after ``stop_after`` more steps); returns the
         summary. The run folder is this process's alone while it trains (``<out>/.lock``); under
         torchrun, rank 0 holds it and writes the folder."""
-        if self.world.main:
-            with writing(self.out):
-                self.out.mkdir(parents=True, exist_ok=True)
-        lock = exclusive(self.out / LOCK, f"run folder {self.out}") if self.world.main else None
-        with lock or nullcontext():
-            if not self.resumed and (self.out / "checkpoint.pt").exists():  # written meanwhile
-                raise NmncError(
-                    f"{self.out} already holds a run; pass --resume {self.out} to continue it, "
-                    "or choose another --out"
-                )
-            if self.resumed:
+        with ExitStack() as stack:
+            self.world.agree(lambda: stack.enter_context(self._claim_folder()))
+            if self.resumed and self.world.main:
                 print(f"{self.out}: resuming at step {self.step}", file=sys.stderr)
             try:
                 return self._train(stop_after)
@@ -271,6 +267,22 @@ class Run:
                     else "no checkpoint had been written yet"
                 )
                 raise WriteError(f"{err} (at step {self.step}); {kept}") from None
+
+    @contextmanager
+    def _claim_folder(self):
+        """Hold the run folder (rank 0 under torchrun; the others hold nothing)."""
+        if not self.world.main:
+            yield
+            return
+        with writing(self.out):
+            self.out.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.out / LOCK, f"run folder {self.out}"):
+            if not self.resumed and (self.out / "checkpoint.pt").exists():  # written meanwhile
+                raise NmncError(
+                    f"{self.out} already holds a run; pass --resume {self.out} to continue it, "
+                    "or choose another --out"
+                )
+            yield
 
     def _train(self, stop_after: int | None) -> TrainResult:
         cfg, world = self.cfg, self.world
@@ -318,9 +330,18 @@ class Run:
                 gen = ExampleNoise(cfg.seed, self.step, first, count, self.device)
                 with self.autocast():
                     res = self.rule.step(x, y, gen)
-                world.average_gradients(self.model.parameters())
-                acc = accuracy(res.logits, y, *scored)
-                loss, acc = (v / world.size for v in world.sum([float(res.loss), acc], self.device))
+                # each process's loss is a mean over its labelled examples (steps): weigh its
+                # gradients by its share of them, so the average is the global batch's mean
+                labelled = float((y >= 0).sum())
+                right, decided = tally(res.logits, y, *scored)[2:]
+                loss, right, decided, total = world.sum(
+                    [float(res.loss) * labelled if labelled else 0.0, right, decided, labelled],
+                    self.device,
+                )
+                world.average_gradients(
+                    self.model.parameters(), labelled * world.size / max(total, 1)
+                )
+                loss, acc = loss / max(total, 1), right / decided if decided else math.nan
                 if not math.isfinite(loss):
                     bar.close()
                     kept = self.out / "checkpoint.pt"
