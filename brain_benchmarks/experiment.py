@@ -316,6 +316,18 @@ def load_experiment(spec: str, overrides: dict | None = None) -> Experiment:
     return from_dict(data, path.name)
 
 
+def experiment_flags(p, quick_help: str, work_help: str) -> None:
+    """The flags that choose an experiment and its work folder (the main job and the grid)."""
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--experiment",
+        default="default",
+        help=f"built-in experiment ({', '.join(builtin_names())}) or a TOML file",
+    )
+    which.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--work", default="runs/main", metavar="DIR", help=work_help)
+
+
 def builtin_names() -> list[str]:
     """Names of the experiments that ship with the package."""
     return sorted(p.stem for p in BUILTIN.glob("*.toml"))

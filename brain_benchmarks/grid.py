@@ -23,7 +23,7 @@ import pandas as pd
 from nmnc.cli import entry, out_dir, parser
 from nmnc.config import parse_sets, to_json
 
-from .experiment import SECTIONS, Experiment, builtin_names, load_experiment
+from .experiment import SECTIONS, Experiment, builtin_names, experiment_flags, load_experiment
 from .launch import LaunchSettings, describe, launch_settings, make_launcher, split_sets
 
 SETS_HELP = (
@@ -117,19 +117,11 @@ def main(argv=None) -> int:
         sets=SETS_HELP,
         listing="list the built-in experiments and exit",
     )
-    which = p.add_mutually_exclusive_group()
-    which.add_argument(
-        "--experiment",
-        default="default",
-        help=f"built-in experiment ({', '.join(builtin_names())}) or a TOML file",
-    )
-    which.add_argument("--quick", action="store_true", help="the built-in 'quick' experiment")
-    p.add_argument(
-        "--work",
-        default="runs/main",
-        metavar="DIR",
-        help="folder for the runs: <DIR>/<experiment>/ holds them, cells.csv (the final runs' "
-        "table), selection.csv and launch/ (job logs) (default runs/main, as the main job)",
+    experiment_flags(
+        p,
+        "the built-in 'quick' experiment",
+        "folder for the runs: <DIR>/<experiment>/ holds them, cells.csv (the final runs' table), "
+        "selection.csv and launch/ (job logs) (default runs/main, as the main job)",
     )
     p.add_argument(
         "--dry-run",

@@ -31,7 +31,7 @@ from nmnc.cli import entry, out_dir, parser
 from nmnc.config import parse_sets, to_json
 from nmnc.io import atomic_write_text
 
-from .experiment import SECTIONS, Experiment, builtin_names, load_experiment
+from .experiment import SECTIONS, Experiment, builtin_names, experiment_flags, load_experiment
 from .launch import LaunchSettings, launch_settings, make_launcher, split_sets
 
 
@@ -192,22 +192,10 @@ def main(argv=None) -> int:
         "jobs=4 or launcher=slurm slurm.partition=gpu (python -m brain_benchmarks.grid --help)",
         listing="list the built-in experiments and exit",
     )
-    which = p.add_mutually_exclusive_group()
-    which.add_argument(
-        "--experiment",
-        default="default",
-        help=f"built-in experiment ({', '.join(builtin_names())}) or a TOML file",
-    )
-    which.add_argument(
-        "--quick",
-        action="store_true",
-        help="the built-in 'quick' experiment: a smoke run of every stage in a few minutes",
-    )
-    p.add_argument(
-        "--work",
-        default="runs/main",
-        metavar="DIR",
-        help="folder for training runs and analyses: <DIR>/<experiment>/ (default runs/main)",
+    experiment_flags(
+        p,
+        "the built-in 'quick' experiment: a smoke run of every stage in a few minutes",
+        "folder for training runs and analyses: <DIR>/<experiment>/ (default runs/main)",
     )
     args = p.parse_args(argv)
     if args.list:

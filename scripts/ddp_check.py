@@ -76,6 +76,7 @@ def launch(cfg: DdpCheck, nproc: int, args: list[str]) -> None:
 
 
 def compare(one: Path, many: Path, rule: str) -> dict:
+    """How far apart the one-process and N-process runs' weights and last losses are."""
     a, b = load_checkpoint(one), load_checkpoint(many)
     wa, wb = a.model_state, b.model_state
     diff = sum(((wa[k].double() - wb[k].double()) ** 2).sum() for k in wa)

@@ -31,12 +31,10 @@ class ResNetSettings:
 
 
 @dataclass(frozen=True)
-class ResNet18Settings:
+class ResNet18Settings(ResNetSettings):
     """Settings of ``resnet18`` (ImageNet layout, 224x224 input)."""
 
-    width: float = 1.0  # multiplies the channel counts (64, 128, 256, 512)
     num_classes: int = 1000
-    norm: str = "bn"  # 'bn' or 'none'
     input_size: int = 224
 
 
