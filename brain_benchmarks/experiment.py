@@ -328,6 +328,11 @@ def experiment_flags(p, quick_help: str, work_help: str) -> None:
     p.add_argument("--work", default="runs/main", metavar="DIR", help=work_help)
 
 
+def builtin_listing() -> str:
+    """Each built-in experiment's name and title, one per line (``--list``)."""
+    return "\n".join(f"{name:10s} {load_experiment(name).title}" for name in builtin_names())
+
+
 def builtin_names() -> list[str]:
     """Names of the experiments that ship with the package."""
     return sorted(p.stem for p in BUILTIN.glob("*.toml"))

@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from nmnc.cli import entry, out_dir, parser
-from nmnc.config import parse_sets, to_json
+from nmnc.config import to_json
 
-from .experiment import SECTIONS, Experiment, builtin_names, experiment_flags, load_experiment
-from .launch import LaunchSettings, describe, launch_settings, make_launcher, split_sets
+from .experiment import Experiment, builtin_listing, experiment_flags
+from .launch import LaunchSettings, chosen, describe, make_launcher
 
 SETS_HELP = (
     "experiment setting as section.key=value (train.seeds=0,1, train.run.steps=20) or launcher "
@@ -131,12 +131,9 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     if args.list:
-        for name in builtin_names():
-            print(f"{name:10s} {load_experiment(name).title}")
+        print(builtin_listing())
         return 0
-    experiment_sets, launch_sets = split_sets(parse_sets(args.sets), SECTIONS)
-    launch = launch_settings(launch_sets)
-    exp = load_experiment("quick" if args.quick else args.experiment, experiment_sets)
+    exp, launch = chosen(args)
     work = out_dir(args.work, "training runs and cells.csv", "--work")
     cfg = GridConfig(exp, launch, args.data_root, work, not args.quiet)
     if args.print_config:

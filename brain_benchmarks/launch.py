@@ -339,3 +339,15 @@ def describe(settings: LaunchSettings) -> str:
         f"{s.gpus_per_node} GPU, {s.cpus_per_task} CPUs, {s.mem_gb} GB each)"
     )
     return f"{settings.launcher}: {where}, {at_once} at once, {settings.retries} retries per cell"
+
+
+def chosen(args):
+    """The experiment and launcher settings that the main job's or the grid's flags choose
+    (``--experiment``/``--quick`` and ``--set``, split between them)."""
+    from nmnc.config import parse_sets
+
+    from .experiment import SECTIONS, load_experiment
+
+    experiment_sets, launch_sets = split_sets(parse_sets(args.sets), SECTIONS)
+    launch = launch_settings(launch_sets)
+    return load_experiment("quick" if args.quick else args.experiment, experiment_sets), launch

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmnc.cli import entry, out_dir, parser
-from nmnc.config import parse_sets, to_json
+from nmnc.config import to_json
 from nmnc.io import atomic_write_text
 
-from .experiment import SECTIONS, Experiment, builtin_names, experiment_flags, load_experiment
-from .launch import LaunchSettings, launch_settings, make_launcher, split_sets
+from .experiment import Experiment, builtin_listing, experiment_flags
+from .launch import LaunchSettings, chosen, make_launcher
 
 
 @dataclass(frozen=True)
@@ -199,13 +199,10 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     if args.list:
-        for name in builtin_names():
-            print(f"{name:10s} {load_experiment(name).title}")
+        print(builtin_listing())
         return 0
     out = out_dir(args.out or "reports", "results and reports")
-    experiment_sets, launch_sets = split_sets(parse_sets(args.sets), SECTIONS)
-    launch = launch_settings(launch_sets)
-    exp = load_experiment("quick" if args.quick else args.experiment, experiment_sets)
+    exp, launch = chosen(args)
     cfg = MainConfig(
         exp,
         args.data_root,

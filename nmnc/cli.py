@@ -173,6 +173,30 @@ def apply_sets(cfg, sets: list[str] | dict, kind: str, flags: dict[str, str] | N
     return apply_overrides(cfg, pairs, kind)
 
 
+def script_settings(
+    cls, argv, prog: str, doc: str, out_file: str, kind: str, sets: str | None = None
+):
+    """A benchmark script's flags (``--set``, ``--data-root``, ``--out DIR``, ``--print-config``)
+    parsed into its settings dataclass ``cls`` (with ``data_root`` and ``out`` fields), ``--out``
+    checked before any work; returns (settings, parsed flags)."""
+    import dataclasses
+
+    keys = [f.name for f in dataclasses.fields(cls) if f.name not in ("data_root", "out")]
+    p = parser(
+        prog,
+        doc,
+        out=f"folder for {out_file}",
+        sets=sets or f"setting: {', '.join(keys)}",
+        quiet=False,
+    )
+    args = p.parse_args(argv)
+    flags = {"data_root": "--data-root", "out": "--out"}
+    cfg = apply_sets(cls(data_root=args.data_root, out=args.out), args.sets, kind, flags)
+    if cfg.out:
+        out_dir(cfg.out, out_file)
+    return cfg, args
+
+
 def print_config(cfg) -> int:
     """Print a config dataclass as JSON on stdout (``--print-config``); returns exit code 0."""
     from .config import to_json

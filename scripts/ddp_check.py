@@ -10,7 +10,6 @@ checkpoint records. CPU runs use gloo, GPU runs NCCL (``device=auto`` picks). ``
 the run folders and writes DIR/ddp_check.json.
 """
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import torch
 from tabulate import tabulate
 
 from nmnc.checkpoint import load_checkpoint
-from nmnc.cli import apply_sets, entry, out_dir, parser, print_config
+from nmnc.cli import entry, print_config, script_settings
 from nmnc.errors import NmncError
 from nmnc.io import atomic_write_text
 
@@ -94,16 +93,15 @@ def compare(one: Path, many: Path, rule: str) -> dict:
 
 def main(argv=None) -> int:
     """Train every rule on N processes and on one; print how far apart the weights end."""
-    p = parser(
+    cfg, args = script_settings(
+        DdpCheck,
+        argv,
         "python scripts/ddp_check.py",
         __doc__.split("\n\n")[0],
-        out="folder for the run folders and ddp_check.json",
+        OUT_FILE,
+        "check setting",
         sets="nproc, rules, model, width, steps, batch_size, train_examples, lr, momentum, ...",
     )
-    args = p.parse_args(argv)
-    cfg = apply_sets(DdpCheck(data_root=args.data_root), args.sets, "check setting")
-    if args.out:
-        cfg = dataclasses.replace(cfg, out=out_dir(args.out, OUT_FILE))
     if cfg.nproc < 2 or cfg.batch_size % cfg.nproc:
         raise NmncError(
             f"nproc must be at least 2 and divide batch_size; got nproc={cfg.nproc}, "

@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from nmnc.cli import apply_sets, entry, out_dir, parser, print_config
+from nmnc.cli import entry, print_config, script_settings
 from nmnc.errors import NmncError, UnknownNameError
 from nmnc.io import atomic_write_text
 from nmnc.timing import step_speed
@@ -239,21 +239,9 @@ def gpu_check(cfg: GpuCheck) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags into a :class:`GpuCheck`, refuse a CUDA check without CUDA, and run it."""
-    keys = [f.name for f in dataclasses.fields(GpuCheck) if f.name not in ("data_root", "out")]
-    p = parser(
-        "python scripts/gpu_check.py",
-        __doc__,
-        out=f"folder for {OUT_FILE} (every row, the device and the settings)",
-        sets=f"setting: {', '.join(keys)}",
-        quiet=False,
+    cfg, args = script_settings(
+        GpuCheck, argv, "python scripts/gpu_check.py", __doc__, OUT_FILE, "gpu_check setting"
     )
-    args = p.parse_args(argv)
-    flags = {"data_root": "--data-root", "out": "--out"}
-    cfg = apply_sets(
-        GpuCheck(data_root=args.data_root, out=args.out), args.sets, "gpu_check setting", flags
-    )
-    if cfg.out:
-        out_dir(cfg.out, OUT_FILE)
     speed_configs(cfg)  # unknown models and bad settings fail here, before any work
     if args.print_config:
         return print_config(cfg)

@@ -17,7 +17,6 @@ train/ and as many to val/, in ``folder`` (a new or empty one) or in a temporary
 serves. Prints a table; with ``--out DIR`` the rows are also written to DIR/loader_bench.json.
 """
 
-import dataclasses
 import io
 import json
 import math
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from nmnc.cli import apply_sets, entry, out_dir, parser, print_config
+from nmnc.cli import entry, print_config, script_settings
 from nmnc.data import data_root
 from nmnc.data.folder import AUGMENT, FolderSplit, crop_box
 from nmnc.data.imagenet import MEAN, STD
@@ -244,25 +243,15 @@ def bench(cfg: LoaderBench, folder: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     """Parse flags into a :class:`LoaderBench`, measure, print the table and write
     DIR/loader_bench.json with ``--out DIR``."""
-    keys = [f.name for f in dataclasses.fields(LoaderBench) if f.name not in ("data_root", "out")]
-    p = parser(
+    cfg, args = script_settings(
+        LoaderBench,
+        argv,
         "python scripts/loader_bench.py",
         __doc__,
-        out=f"folder for {OUT_FILE} (the measured rows)",
-        sets=f"setting: {', '.join(keys)}",
-        quiet=False,
-    )
-    args = p.parse_args(argv)
-    flags = {"data_root": "--data-root", "out": "--out"}
-    cfg = apply_sets(
-        LoaderBench(data_root=args.data_root, out=args.out),
-        args.sets,
+        OUT_FILE,
         "loader_bench setting",
-        flags,
     )
     check(cfg)
-    if cfg.out:
-        out_dir(cfg.out, OUT_FILE)
     if args.print_config:
         return print_config(cfg)
     with tempfile.TemporaryDirectory(prefix="loader-bench-") as tmp:

@@ -11,7 +11,6 @@ the true gradient (nmnc.analysis.estimators). Memory (``models``): per model and
 ``--out DIR`` writes DIR/manifold_bench.json.
 """
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from nmnc.analysis.estimators import EstimatorConfig, estimator_agreement, manifold_memory
-from nmnc.cli import apply_sets, entry, out_dir, parser, print_config
+from nmnc.cli import entry, print_config, script_settings
 from nmnc.io import atomic_write_text
 from nmnc.models import MODELS
 
@@ -44,16 +43,15 @@ class ManifoldBench:
 
 def main(argv=None) -> int:
     """Compare the estimators on a checkpoint (if given) and print the memory tables."""
-    p = parser(
+    cfg, args = script_settings(
+        ManifoldBench,
+        argv,
         "python scripts/manifold_bench.py",
         __doc__.split("\n\n")[0],
-        out="folder for manifold_bench.json",
+        OUT_FILE,
+        "bench setting",
         sets="checkpoint=DIR, k, stream_batches, batch_size, P, models, ks",
     )
-    args = p.parse_args(argv)
-    cfg = apply_sets(ManifoldBench(data_root=args.data_root), args.sets, "bench setting")
-    if args.out:
-        cfg = dataclasses.replace(cfg, out=out_dir(args.out, OUT_FILE))
     for model in cfg.models:
         MODELS.get(model)
     if args.print_config:
